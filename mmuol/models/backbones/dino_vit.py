@@ -1,0 +1,487 @@
+# Copyright (c) mmuol contributors. All rights reserved.
+"""DINO / DINOv2 Vision Transformer backbone shared by the mmdet and mmseg sides.
+
+The module is host-neutral (it imports neither mmdet nor mmseg); ``mmuol.det``
+and ``mmuol.seg`` register it into their host ``MODELS`` registry as
+``DINOViT``.
+
+Layers come from timm's ``VisionTransformer`` and are attached with the same
+attribute names the official checkpoints use (``cls_token``, ``pos_embed``,
+``patch_embed.proj``, ``blocks.{i}``, ``norm``), so an official DINO
+backbone-only ``.pth`` loads with ``strict=True`` and no key renaming.
+
+Two details follow the official DINO code rather than timm:
+
+* positional embeddings are interpolated with DINO's own formula (bicubic with
+  ``scale_factor=((rows + 0.1) / sqrt(N0), (cols + 0.1) / sqrt(N0))``), which
+  samples differently from timm's size-based resize;
+* the last block's q/k/v are taken from a forward hook on
+  ``blocks[-1].attn.qkv`` (head-major, including the qkv bias) and the last
+  attention map is recomputed from them, because timm's fused attention never
+  materialises it.
+"""
+import math
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+_DINO_URL = 'https://dl.fbaipublicfiles.com/dino/'
+_DINOV2_URL = 'https://dl.fbaipublicfiles.com/dinov2/'
+
+#: Architecture presets: name -> timm model name + official weights.
+#: ``img_size`` is the resolution the released ``pos_embed`` was trained at.
+ARCH_ZOO: Dict[str, dict] = {
+    # DINO v1 (facebookresearch/dino). ViT-S/8 defaults to the 300-epoch
+    # file, which is what LOST, TokenCut and FOUND load.
+    'dino_vits8': dict(
+        timm_name='vit_small_patch8_224', img_size=224,
+        checkpoint=_DINO_URL + 'dino_deitsmall8_300ep_pretrain/'
+        'dino_deitsmall8_300ep_pretrain.pth'),
+    'dino_vits8_800ep': dict(
+        timm_name='vit_small_patch8_224', img_size=224,
+        checkpoint=_DINO_URL + 'dino_deitsmall8_pretrain/'
+        'dino_deitsmall8_pretrain.pth'),
+    'dino_vits16': dict(
+        timm_name='vit_small_patch16_224', img_size=224,
+        checkpoint=_DINO_URL + 'dino_deitsmall16_pretrain/'
+        'dino_deitsmall16_pretrain.pth'),
+    'dino_vitb8': dict(
+        timm_name='vit_base_patch8_224', img_size=224,
+        checkpoint=_DINO_URL + 'dino_vitbase8_pretrain/'
+        'dino_vitbase8_pretrain.pth'),
+    'dino_vitb16': dict(
+        timm_name='vit_base_patch16_224', img_size=224,
+        checkpoint=_DINO_URL + 'dino_vitbase16_pretrain/'
+        'dino_vitbase16_pretrain.pth'),
+}
+for _size, _letter in (('small', 's'), ('base', 'b'), ('large', 'l'),
+                       ('giant', 'g')):
+    ARCH_ZOO[f'dinov2_vit{_letter}14'] = dict(
+        timm_name=f'vit_{_size}_patch14_dinov2', img_size=518,
+        checkpoint=_DINOV2_URL + f'dinov2_vit{_letter}14/'
+        f'dinov2_vit{_letter}14_pretrain.pth')
+    ARCH_ZOO[f'dinov2_vit{_letter}14_reg'] = dict(
+        timm_name=f'vit_{_size}_patch14_reg4_dinov2', img_size=518,
+        checkpoint=_DINOV2_URL + f'dinov2_vit{_letter}14/'
+        f'dinov2_vit{_letter}14_reg4_pretrain.pth')
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Raised when pretrained weights can neither be found nor downloaded."""
+
+
+class CheckpointMismatchError(ValueError):
+    """Raised when a checkpoint's keys or shapes do not fit the backbone."""
+
+
+class LastBlockOutput(NamedTuple):
+    """What :meth:`DINOViT.forward_last_block` returns.
+
+    Attributes:
+        feature_maps (tuple[Tensor]): One ``(B, C, h, w)`` map per
+            ``out_indices`` entry (the same as :meth:`DINOViT.forward`).
+        tokens (Tensor): ``(B, T, C)`` normed output tokens of the last block,
+            ``T = num_prefix_tokens + h * w``.
+        q (Tensor | None): ``(B, T, C)`` last-block queries, heads
+            concatenated head-major (column ``h * dh + j``), with the qkv bias.
+        k (Tensor | None): ``(B, T, C)`` last-block keys, same layout.
+        v (Tensor | None): ``(B, T, C)`` last-block values, same layout.
+        attn (Tensor | None): ``(B, num_heads, T, T)`` last-block attention
+            ``softmax(q k^T * dh^-0.5)``, CLS row/column included.
+        grid_hw (tuple[int, int]): Patch grid ``(h, w)`` of the padded input.
+        num_prefix_tokens (int): CLS + register tokens at the start of ``T``.
+    """
+    feature_maps: Tuple[Tensor, ...]
+    tokens: Tensor
+    q: Optional[Tensor]
+    k: Optional[Tensor]
+    v: Optional[Tensor]
+    attn: Optional[Tensor]
+    grid_hw: Tuple[int, int]
+    num_prefix_tokens: int
+
+    @property
+    def patch_keys(self) -> Tensor:
+        """``(B, h*w, C)`` keys of the patch tokens (prefix tokens removed)."""
+        return self.k[:, self.num_prefix_tokens:]
+
+    @property
+    def cls_attn(self) -> Tensor:
+        """``(B, num_heads, h*w)`` attention of the CLS query to the patches."""
+        return self.attn[:, :, 0, self.num_prefix_tokens:]
+
+
+def interpolate_pos_embed_dino(patch_pos: Tensor, grid_hw: Tuple[int, int],
+                               src_grid: Tuple[int, int]) -> Tensor:
+    """Resample patch positional embeddings exactly as DINO does.
+
+    DINO calls ``F.interpolate`` with a *scale factor* of
+    ``((rows + 0.1) / g_h, (cols + 0.1) / g_w)`` (the ``+0.1`` avoids a floor
+    error) instead of a target size; the two sample different positions, so
+    the scale-factor form is needed to reproduce official features.
+
+    Args:
+        patch_pos (Tensor): ``(1, g_h * g_w, C)`` stored patch embeddings.
+        grid_hw (tuple[int, int]): Target grid ``(rows, cols)``.
+        src_grid (tuple[int, int]): Stored grid ``(g_h, g_w)``.
+
+    Returns:
+        Tensor: ``(1, rows * cols, C)`` embeddings.
+    """
+    rows, cols = grid_hw
+    if (rows, cols) == tuple(src_grid):
+        return patch_pos
+    dim = patch_pos.shape[-1]
+    grid = patch_pos.reshape(1, src_grid[0], src_grid[1], dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(
+        grid,
+        scale_factor=((rows + 0.1) / src_grid[0], (cols + 0.1) / src_grid[1]),
+        mode='bicubic',
+        align_corners=False)
+    if grid.shape[-2:] != (rows, cols):  # pragma: no cover - guarded by +0.1
+        raise RuntimeError(f'pos-embed interpolation produced {tuple(grid.shape[-2:])}, '
+                           f'expected {(rows, cols)}')
+    return grid.permute(0, 2, 3, 1).reshape(1, rows * cols, dim)
+
+
+def _build_timm_vit(arch: Union[str, dict], img_size: Optional[int],
+                    drop_path_rate: float, timm_kwargs: dict) -> Tuple[nn.Module, Optional[str]]:
+    """Create the timm ``VisionTransformer`` behind an arch name or dict."""
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
+    default_ckpt = None
+    kwargs = dict(num_classes=0, drop_path_rate=drop_path_rate)
+    kwargs.update(timm_kwargs)
+    if isinstance(arch, dict):
+        cfg = dict(qkv_bias=True, mlp_ratio=4.0)
+        cfg.update(arch)
+        cfg.update(kwargs)
+        if img_size is not None:
+            cfg['img_size'] = img_size
+        model = VisionTransformer(**cfg)
+    else:
+        if arch in ARCH_ZOO:
+            preset = ARCH_ZOO[arch]
+            name, default_ckpt = preset['timm_name'], preset['checkpoint']
+            kwargs.setdefault('img_size', preset['img_size'])
+        else:
+            name = arch
+        if img_size is not None:
+            kwargs['img_size'] = img_size
+        if not timm.is_model(name.split('.')[0]):
+            raise ValueError(
+                f'Unknown DINOViT arch {arch!r}: use one of {sorted(ARCH_ZOO)}, '
+                'a timm ViT model name, or a dict of VisionTransformer args.')
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        if not isinstance(model, VisionTransformer):
+            raise ValueError(f'timm model {name!r} is not a VisionTransformer')
+    return model, default_ckpt
+
+
+class DINOViT(BaseModule):
+    """DINO / DINOv2 ViT backbone for detection and segmentation.
+
+    Presets (``arch``):
+
+    ==================  ==========  =====  =====  ======  ====================
+    arch                timm model  patch  dims   heads   default weights
+    ==================  ==========  =====  =====  ======  ====================
+    dino_vits8          ViT-S       8      384    6       DINO 300 ep
+    dino_vits16         ViT-S       16     384    6       DINO
+    dino_vitb8          ViT-B       8      768    12      DINO
+    dino_vitb16         ViT-B       16     768    12      DINO
+    dinov2_vit{s,b,l,g}14[_reg]     14     ...    ...     DINOv2 (+4 registers)
+    ==================  ==========  =====  =====  ======  ====================
+
+    Any timm ``VisionTransformer`` name (``'vit_small_patch8_224'``) or a dict
+    of ``VisionTransformer`` keyword arguments (tiny test models) also works.
+
+    Weights come from ``init_cfg=dict(type='Pretrained', checkpoint=...)``
+    where ``checkpoint`` is a preset name (its official URL), ``'default'``
+    (the preset's own URL), an http(s) URL, a Hugging Face hub id
+    (``'timm/vit_small_patch8_224.dino'``) or a local path. Official
+    backbone-only files, full DINO checkpoints (``teacher``/``student`` keys,
+    ``module.``/``backbone.`` prefixes), DINOv2 files and timm files load.
+    A frozen backbone loads its weights at construction so training-free
+    models are usable without a detector checkpoint. When a file cannot be
+    downloaded a :class:`WeightsUnavailableError` names the URL, the cache
+    path and how to pass a local file; random weights are never used silently.
+
+    Args:
+        arch (str | dict): Preset, timm model name or VisionTransformer args.
+            Defaults to ``'dino_vits8'``.
+        img_size (int, optional): Resolution the stored ``pos_embed`` covers;
+            defaults to the preset's. Inputs of any size are accepted.
+        out_indices (Sequence[int]): Blocks whose outputs become feature
+            maps; negative values count from the end. Defaults to ``(-1,)``.
+        final_norm (bool): Apply the final LayerNorm to every output (DINO's
+            ``get_intermediate_layers``). Defaults to True.
+        frozen (bool): Freeze all parameters and keep eval mode (training-free
+            methods). Defaults to True.
+        drop_path_rate (float): Stochastic depth. Defaults to 0.
+        checkpoint_key (str): Which sub-dict of a full checkpoint to load
+            (``'teacher'`` like DINO's evaluation scripts). Defaults to
+            ``'teacher'``.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``.
+        **timm_kwargs: Extra ``VisionTransformer`` arguments.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'dino_vits8',
+                 img_size: Optional[int] = None,
+                 out_indices: Sequence[int] = (-1, ),
+                 final_norm: bool = True,
+                 frozen: bool = True,
+                 drop_path_rate: float = 0.0,
+                 checkpoint_key: str = 'teacher',
+                 init_cfg: Optional[dict] = None,
+                 **timm_kwargs) -> None:
+        super().__init__(init_cfg=init_cfg)
+        vit, self.default_checkpoint = _build_timm_vit(arch, img_size, drop_path_rate,
+                                                       timm_kwargs)
+        self.arch = arch
+        # Reuse timm's layers under the official key names.
+        self.patch_embed = vit.patch_embed
+        self.cls_token = vit.cls_token
+        self.reg_token = vit.reg_token
+        self.pos_embed = vit.pos_embed
+        self.pos_drop = vit.pos_drop
+        self.patch_drop = vit.patch_drop
+        self.norm_pre = vit.norm_pre
+        self.blocks = vit.blocks
+        self.norm = vit.norm
+        self.no_embed_class = vit.no_embed_class
+        self.num_prefix_tokens = vit.num_prefix_tokens
+        self.embed_dims = vit.embed_dim
+        self.num_heads = vit.blocks[-1].attn.num_heads
+        patch = self.patch_embed.patch_size
+        if patch[0] != patch[1]:
+            raise ValueError(f'non-square patches {patch} are not supported')
+        self.patch_size = int(patch[0])
+        self.pos_grid = tuple(int(g) for g in self.patch_embed.grid_size)
+
+        num_layers = len(self.blocks)
+        self.out_indices = []
+        for idx in out_indices:
+            real = idx + num_layers if idx < 0 else idx
+            if not 0 <= real < num_layers:
+                raise ValueError(f'out_indices entry {idx} is out of range for '
+                                 f'{num_layers} blocks')
+            self.out_indices.append(real)
+        self.final_norm = final_norm
+        self.frozen = frozen
+        self.checkpoint_key = checkpoint_key
+
+        # One hook for the lifetime of the module (the official scripts add a
+        # new hook per image, which piles up); it records only when asked.
+        self._record_qkv = False
+        self._qkv: Optional[Tensor] = None
+        self.blocks[-1].attn.qkv.register_forward_hook(self._qkv_hook)
+
+        if frozen:
+            self._freeze()
+            if self._pretrained_checkpoint() is not None:
+                self.init_weights()
+
+    # ------------------------------------------------------------------ #
+    # weights
+    # ------------------------------------------------------------------ #
+    def _pretrained_checkpoint(self) -> Optional[str]:
+        cfg = self.init_cfg
+        if isinstance(cfg, list):
+            cfg = next((c for c in cfg if c.get('type') == 'Pretrained'), None)
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            return cfg.get('checkpoint', 'default')
+        return None
+
+    def init_weights(self) -> None:
+        """Load pretrained weights if ``init_cfg`` asks for them."""
+        if getattr(self, '_is_init', False):
+            return
+        checkpoint = self._pretrained_checkpoint()
+        if checkpoint is None:
+            super().init_weights()
+            return
+        from mmuol.models.backbones.checkpoint import load_vit_state_dict
+        state_dict = load_vit_state_dict(checkpoint, self.default_checkpoint,
+                                         self.checkpoint_key)
+        self.load_converted_state_dict(state_dict, source=str(checkpoint))
+        self._is_init = True
+
+    def load_converted_state_dict(self, state_dict: Dict[str, Tensor],
+                                  source: str = 'state dict') -> None:
+        """Load a backbone state dict strictly, with a readable error.
+
+        Args:
+            state_dict (dict[str, Tensor]): Keys in the official layout
+                (already unwrapped and de-prefixed).
+            source (str): Where it came from, for error messages.
+
+        Raises:
+            CheckpointMismatchError: Missing/unexpected keys or wrong shapes.
+        """
+        state_dict = dict(state_dict)
+        if any(k in state_dict for k in ('mask_token', 'register_tokens')):
+            # Official DINOv2 layout -> timm layout.
+            from timm.models.vision_transformer import _convert_dinov2
+            state_dict = _convert_dinov2(state_dict, self)
+        pos = state_dict.get('pos_embed')
+        if pos is not None and pos.shape != self.pos_embed.shape:
+            # A different training resolution: adopt the stored table, it is
+            # interpolated per input anyway.
+            num_extra = 0 if self.no_embed_class else self.num_prefix_tokens
+            n_patch = pos.shape[1] - num_extra
+            side = int(round(math.sqrt(n_patch)))
+            if side * side != n_patch or pos.shape[-1] != self.embed_dims:
+                raise CheckpointMismatchError(
+                    f'pos_embed of shape {tuple(pos.shape)} in {source} does not fit '
+                    f'this backbone (expects (1, {num_extra} + g*g, {self.embed_dims}))')
+            self.pos_embed = nn.Parameter(torch.zeros_like(pos),
+                                          requires_grad=self.pos_embed.requires_grad)
+            self.pos_grid = (side, side)
+        own = self.state_dict()
+        missing = sorted(k for k in own if k not in state_dict)
+        unexpected = sorted(k for k in state_dict if k not in own)
+        wrong_shape = sorted(
+            f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
+            for k in own if k in state_dict and state_dict[k].shape != own[k].shape)
+        if missing or unexpected or wrong_shape:
+            lines = [f'Checkpoint {source} does not match DINOViT(arch={self.arch!r}).']
+            if missing:
+                lines.append(f'missing keys ({len(missing)}): {missing}')
+            if unexpected:
+                lines.append(f'unexpected keys ({len(unexpected)}): {unexpected}')
+            if wrong_shape:
+                lines.append(f'shape mismatches: {wrong_shape}')
+            lines.append('Check that `arch` matches the checkpoint (patch size, '
+                         'width) and, for full training checkpoints, '
+                         '`checkpoint_key` (teacher/student).')
+            raise CheckpointMismatchError('\n'.join(lines))
+        self.load_state_dict(state_dict, strict=True)
+        if self.frozen:
+            self._freeze()
+
+    # ------------------------------------------------------------------ #
+    # train / freeze
+    # ------------------------------------------------------------------ #
+    def _freeze(self) -> None:
+        for p in self.parameters():
+            p.requires_grad = False
+        super().train(False)
+
+    def train(self, mode: bool = True) -> 'DINOViT':
+        """Keep a frozen backbone in eval mode (no dropout / drop-path)."""
+        return super().train(False if self.frozen else mode)
+
+    # ------------------------------------------------------------------ #
+    # forward
+    # ------------------------------------------------------------------ #
+    def _qkv_hook(self, module: nn.Module, inputs, output: Tensor) -> None:
+        if self._record_qkv:
+            self._qkv = output
+
+    def prepare_tokens(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Patchify, add prefix tokens and (interpolated) positions.
+
+        Inputs whose sides are not multiples of the patch size are zero-padded
+        at the bottom/right (the official pipelines pad the normalised image
+        with zeros, i.e. the mean colour).
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` normalised images.
+
+        Returns:
+            tuple: tokens ``(B, T, C)`` and the patch grid ``(h, w)``.
+        """
+        if x.dim() != 4:
+            raise ValueError(f'DINOViT expects (B, C, H, W) input, got shape {tuple(x.shape)}')
+        height, width = x.shape[-2:]
+        p = self.patch_size
+        if height < p or width < p:
+            raise ValueError(f'input of {height}x{width} pixels is smaller than one '
+                             f'{p}x{p} patch')
+        pad_h, pad_w = (-height) % p, (-width) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        feat = self.patch_embed.proj(x)  # (B, C, h, w)
+        grid_hw = (int(feat.shape[-2]), int(feat.shape[-1]))
+        tokens = self.patch_embed.norm(feat.flatten(2).transpose(1, 2))
+
+        num_extra = 0 if self.no_embed_class else self.num_prefix_tokens
+        pos = self.pos_embed
+        patch_pos = interpolate_pos_embed_dino(pos[:, num_extra:], grid_hw, self.pos_grid)
+        prefix = []
+        if self.cls_token is not None:
+            prefix.append(self.cls_token.expand(x.shape[0], -1, -1))
+        if self.reg_token is not None:
+            prefix.append(self.reg_token.expand(x.shape[0], -1, -1))
+        if self.no_embed_class:
+            tokens = torch.cat(prefix + [tokens + patch_pos], dim=1)
+        else:
+            tokens = torch.cat(prefix + [tokens], dim=1)
+            tokens = tokens + torch.cat([pos[:, :num_extra], patch_pos], dim=1)
+        tokens = self.norm_pre(self.patch_drop(self.pos_drop(tokens)))
+        return tokens, grid_hw
+
+    def _to_map(self, tokens: Tensor, grid_hw: Tuple[int, int]) -> Tensor:
+        patches = tokens[:, self.num_prefix_tokens:]
+        return patches.transpose(1, 2).reshape(tokens.shape[0], -1, *grid_hw).contiguous()
+
+    def forward_last_block(self, x: Tensor, with_qkv: bool = True,
+                           with_attn: bool = True) -> LastBlockOutput:
+        """Run the ViT and expose the last block's internals.
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` normalised images.
+            with_qkv (bool): Return last-block q/k/v. Defaults to True.
+            with_attn (bool): Return the last-block attention (implies q/k).
+                Costs ``O(B * heads * T^2)`` memory. Defaults to True.
+
+        Returns:
+            LastBlockOutput: feature maps, tokens, q/k/v, attention, grid.
+        """
+        tokens, grid_hw = self.prepare_tokens(x)
+        want_qkv = with_qkv or with_attn
+        outs: List[Tensor] = []
+        last = len(self.blocks) - 1
+        self._qkv = None
+        self._record_qkv = want_qkv
+        try:
+            for i, blk in enumerate(self.blocks):
+                tokens = blk(tokens)
+                if i in self.out_indices:
+                    out = self.norm(tokens) if self.final_norm else tokens
+                    outs.append(self._to_map(out, grid_hw))
+        finally:
+            self._record_qkv = False
+        qkv, self._qkv = self._qkv, None
+        final = self.norm(tokens) if (self.final_norm or last not in self.out_indices) \
+            else tokens
+        q = k = v = attn = None
+        if want_qkv:
+            bsz, num_tok, _ = qkv.shape
+            # (B, T, 3, heads, dh) -> 3 x (B, heads, T, dh), as the official hook glue.
+            heads = qkv.reshape(bsz, num_tok, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+            if with_attn:
+                scale = heads.shape[-1]**-0.5
+                attn = (heads[0] @ heads[1].transpose(-2, -1) * scale).softmax(dim=-1)
+            if with_qkv:
+                q, k, v = (t.transpose(1, 2).reshape(bsz, num_tok, -1) for t in heads)
+        return LastBlockOutput(tuple(outs), final, q, k, v, attn, grid_hw,
+                               self.num_prefix_tokens)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Multi-level feature maps for mmdet necks / mmseg heads.
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` normalised images.
+
+        Returns:
+            tuple[Tensor]: ``(B, C, h, w)`` per ``out_indices`` entry.
+        """
+        return self.forward_last_block(x, with_qkv=False, with_attn=False).feature_maps
