@@ -18,20 +18,25 @@ fi
 start=$(date +%s)
 echo "[setup_env] creating/updating $VENV (first run: downloads torch, builds mmcv once)"
 [ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
-PIP="$PY -m pip --disable-pip-version-check"
 C="-c requirements/constraints.txt"
-$PIP install -q -U pip wheel "setuptools<82"
-$PIP install -q $C torch torchvision numpy
+# pip, quiet, without the machine's "Location ... is ignored" index noise.
+pipq() {
+    "$PY" -m pip --disable-pip-version-check install -q "$@" 2>&1 \
+        | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+    return "${PIPESTATUS[0]}"
+}
+pipq -U pip wheel "setuptools<82"
+pipq $C torch torchvision numpy
 if ! $PY -c "import mmcv.ops" 2>/dev/null; then
     echo "[setup_env] installing mmcv 2.1.0 (source build on a cold cache: 15-30 min on 2 cores)"
     # --no-build-isolation: mmcv's setup.py must see the installed torch.
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} $PIP install -q --no-build-isolation $C mmcv==2.1.0
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} pipq --no-build-isolation $C mmcv==2.1.0
 fi
-$PIP install -q $C -r requirements/runtime.txt -r requirements/tests.txt
+pipq $C -r requirements/runtime.txt -r requirements/tests.txt
 # openmim without its opendatalab dependency (which pins an old setuptools).
-$PIP install -q $C --no-deps openmim==0.3.9
-$PIP install -q $C model-index click colorama tabulate pandas rich requests
-$PIP install -q $C --no-deps --no-build-isolation -e .
+pipq $C --no-deps openmim==0.3.9
+pipq $C model-index click colorama tabulate pandas rich requests
+pipq $C --no-deps --no-build-isolation -e . >/dev/null
 $PY -c "import mmcv.ops, mmdet, mmseg, mmuol; print('[setup_env] ok: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__)"
 rm -f $VENV/.mmuol-env-*
 touch "$STAMP"
