@@ -1,0 +1,3 @@
+# FOUND on ecssd, 'multi' mode: metrics on the soft sigmoid map.
+_base_ = ['./found_dino-vits8_ecssd.py']
+model = dict(test_cfg=dict(saliency_mode='multi'))
