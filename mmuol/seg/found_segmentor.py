@@ -171,29 +171,21 @@ class FOUNDSegmentor(EncoderDecoder):
                     ) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
         """Last-block features ``(B, D, h, w)`` and CLS->patch attention.
 
-        The CLS attention row is recomputed from the hooked q/k
-        (``softmax(q_cls k^T dh^-0.5)`` over all tokens), which equals the
-        CLS row of DINO's ``get_last_selfattention`` without materialising
-        the ``(B, heads, T, T)`` matrix.
+        Only the CLS query's attention row is computed (``with_attn='cls'``),
+        the part of DINO's ``get_last_selfattention`` that FOUND reads, so the
+        ``(B, heads, T, T)`` matrix is never materialised.
         """
         x = self._pad_to_patch(inputs)
         grad = any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(grad and self.training):
             out = self.backbone.forward_last_block(
-                x, with_qkv=True, with_attn=False)
+                x, with_qkv=True, with_attn='cls' if with_cls_attn else False)
         h, w = out.grid_hw
         npre = out.num_prefix_tokens
         feats = {'q': out.q, 'k': out.k, 'v': out.v}[self.feature]
         bsz = feats.shape[0]
         fmap = feats[:, npre:].transpose(1, 2).reshape(bsz, -1, h, w)
-        cls_attn = None
-        if with_cls_attn:
-            nh = self.backbone.num_heads
-            q = out.q[:, 0].reshape(bsz, nh, 1, -1)  # CLS query
-            k = out.k.reshape(bsz, out.k.shape[1], nh, -1).transpose(1, 2)
-            scale = q.shape[-1]**-0.5
-            att = (q @ k.transpose(-2, -1) * scale).softmax(dim=-1)
-            cls_attn = att[:, :, 0, npre:]  # (B, heads, h*w)
+        cls_attn = out.cls_attn if with_cls_attn else None  # (B, heads, h*w)
         return fmap.contiguous(), cls_attn, (h, w)
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:

@@ -91,7 +91,8 @@ class LastBlockOutput(NamedTuple):
         k (Tensor | None): ``(B, T, C)`` last-block keys, same layout.
         v (Tensor | None): ``(B, T, C)`` last-block values, same layout.
         attn (Tensor | None): ``(B, num_heads, T, T)`` last-block attention
-            ``softmax(q k^T * dh^-0.5)``, CLS row/column included.
+            ``softmax(q k^T * dh^-0.5)``, CLS row/column included, or only its
+            CLS row ``(B, num_heads, 1, T)`` when asked with ``'cls'``.
         grid_hw (tuple[int, int]): Patch grid ``(h, w)`` of the padded input.
         num_prefix_tokens (int): CLS + register tokens at the start of ``T``.
     """
@@ -433,14 +434,18 @@ class DINOViT(BaseModule):
         return patches.transpose(1, 2).reshape(tokens.shape[0], -1, *grid_hw).contiguous()
 
     def forward_last_block(self, x: Tensor, with_qkv: bool = True,
-                           with_attn: bool = True) -> LastBlockOutput:
+                           with_attn: Union[bool, str] = True) -> LastBlockOutput:
         """Run the ViT and expose the last block's internals.
 
         Args:
             x (Tensor): ``(B, 3, H, W)`` normalised images.
             with_qkv (bool): Return last-block q/k/v. Defaults to True.
-            with_attn (bool): Return the last-block attention (implies q/k).
-                Costs ``O(B * heads * T^2)`` memory. Defaults to True.
+            with_attn (bool | str): Return the last-block attention (implies
+                q/k): ``True`` gives the full ``(B, heads, T, T)`` matrix
+                (``O(B * heads * T^2)`` memory: 311 MB for one 480x480 image
+                with ViT-S/8), ``'cls'`` only the CLS query's row
+                ``(B, heads, 1, T)`` — all that LOST/FOUND/DINO-seg read, and
+                what ``LastBlockOutput.cls_attn`` needs. Defaults to True.
 
         Returns:
             LastBlockOutput: feature maps, tokens, q/k/v, attention, grid.
@@ -468,8 +473,11 @@ class DINOViT(BaseModule):
             # (B, T, 3, heads, dh) -> 3 x (B, heads, T, dh), as the official hook glue.
             heads = qkv.reshape(bsz, num_tok, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
             if with_attn:
+                if with_attn not in (True, 'cls'):
+                    raise ValueError(f"with_attn must be a bool or 'cls', got {with_attn!r}")
                 scale = heads.shape[-1]**-0.5
-                attn = (heads[0] @ heads[1].transpose(-2, -1) * scale).softmax(dim=-1)
+                query = heads[0][:, :, :1] if with_attn == 'cls' else heads[0]
+                attn = (query @ heads[1].transpose(-2, -1) * scale).softmax(dim=-1)
             if with_qkv:
                 q, k, v = (t.transpose(1, 2).reshape(bsz, num_tok, -1) for t in heads)
         return LastBlockOutput(tuple(outs), final, q, k, v, attn, grid_hw,

@@ -203,3 +203,18 @@ def test_dinov2_official_layout_converts():
     model.load_converted_state_dict(official)
     torch.testing.assert_close(model.cls_token, cls)
     torch.testing.assert_close(model.pos_embed, pos)
+
+
+def test_cls_only_attention_equals_full_row(golden, golden_model):
+    """with_attn='cls' returns the CLS row of the full attention, nothing more."""
+    x = torch.from_numpy(golden['rect40x56::input'])
+    with torch.no_grad():
+        full = golden_model.forward_last_block(x, with_attn=True)
+        cls = golden_model.forward_last_block(x, with_attn='cls')
+    assert cls.attn.shape == (1, 3, 1, 36)
+    torch.testing.assert_close(cls.attn[:, :, 0], full.attn[:, :, 0])
+    torch.testing.assert_close(cls.cls_attn, full.cls_attn)
+    np.testing.assert_allclose(cls.cls_attn.numpy(), golden['rect40x56::last_attn'][:, :, 0, 1:],
+                               atol=1e-5)
+    with pytest.raises(ValueError, match='with_attn'):
+        golden_model.forward_last_block(x, with_attn='rows')
