@@ -1,0 +1,9 @@
+# FOUND stage 1, training-free background discovery (Simeoni et al., CVPR 2023)
+# on VOC12 trainval with a frozen DINO ViT-S/8: CorLoc, training-free.
+#   python tools/test.py configs/found/found-bkg_dino-vits8_voc12.py
+_base_ = [
+    '../_base_/models/uol-localizer_dino-vits8.py', '../_base_/datasets/voc12_corloc.py',
+    '../_base_/default_runtime_corloc.py'
+]
+
+model = dict(localizer=dict(type='FOUNDBkgLocalizer', tau=0.3))

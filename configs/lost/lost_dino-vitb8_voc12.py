@@ -1,0 +1,9 @@
+# LOST (Simeoni et al., BMVC 2021)
+# on VOC12 trainval with a frozen DINO ViT-B/8: CorLoc, training-free.
+#   python tools/test.py configs/lost/lost_dino-vitb8_voc12.py
+_base_ = [
+    '../_base_/models/uol-localizer_dino-vitb8.py', '../_base_/datasets/voc12_corloc.py',
+    '../_base_/default_runtime_corloc.py'
+]
+
+model = dict(localizer=dict(type='LOSTLocalizer', k_patches=100))
