@@ -37,6 +37,10 @@ pipq $C -r requirements/runtime.txt -r requirements/tests.txt
 pipq $C --no-deps openmim==0.3.9
 pipq $C model-index click colorama tabulate pandas rich requests
 pipq $C --no-deps --no-build-isolation -e . >/dev/null
+# A PEP 660 editable install leaves no mmuol/ folder in site-packages, where
+# mim (`mim search/train`) looks for mmuol/.mim; point one at the checkout.
+SITE=$($PY -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+[ -e "$SITE/mmuol" ] || ln -s "$PWD/mmuol" "$SITE/mmuol"
 $PY -c "import mmcv.ops, mmdet, mmseg, mmuol; print('[setup_env] ok: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__)"
 rm -f $VENV/.mmuol-env-*
 touch "$STAMP"
