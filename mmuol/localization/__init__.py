@@ -13,9 +13,14 @@ pixels come from :func:`mask_to_box`.
 * :func:`found_background` - FOUND stage 1 (coarse background mask).
 * :func:`dino_seg` - LOST's DINO-seg attention baseline.
 * :func:`ncut_bipartition` - the fast shared NCut eigensolver.
+* :func:`bilateral_solver` - Barron & Poole's solver (FOUND / TokenCut
+  mask refinement).
 
 No mmdet/mmseg import happens here.
 """
+from .bilateral_solver import (batch_bilateral_solver, bilateral_solver,
+                               bilateral_solver_output,
+                               refine_mask_with_bilateral_solver)
 from .dino_seg import DinoSegResult, dino_seg
 from .found import FoundBackgroundResult, found_background
 from .lost import LOSTResult, lost
@@ -28,6 +33,8 @@ from .utils import (check_cls_attn, check_grid_hw, check_keys,
                     largest_component, mask_to_box)
 
 __all__ = [
+    'bilateral_solver', 'bilateral_solver_output',
+    'refine_mask_with_bilateral_solver', 'batch_bilateral_solver',
     'lost', 'LOSTResult', 'tokencut', 'TokenCutResult', 'maskcut',
     'MaskCutStage', 'found_background', 'FoundBackgroundResult', 'dino_seg',
     'DinoSegResult', 'ncut_bipartition', 'ncut_from_keys', 'NCutResult',
