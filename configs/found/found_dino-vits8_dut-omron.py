@@ -5,23 +5,13 @@
 # or with a trained / converted checkpoint:
 #   python tools/test.py configs/found/found_dino-vits8_dut-omron.py CKPT
 _base_ = [
-    'mmseg::_base_/default_runtime.py', '../_base_/models/found_dino-vits8.py',
-    '../_base_/datasets/dut-omron_saliency.py'
+    '../_base_/models/found_dino-vits8.py', '../_base_/datasets/dut-omron_saliency.py',
+    '../_base_/default_runtime_saliency.py'
 ]
-custom_imports = dict(imports=['mmuol.seg'], allow_failed_imports=False)
 
 # The released FOUND decoder (385 parameters): download
 # data/weights/decoder_weights.pt from https://github.com/valeoai/FOUND to
 # checkpoints/found/decoder_weights.pt (or pass a checkpoint to test.py).
 model = dict(
     decode_head=dict(
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/found/decoder_weights.pt')))
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    visualization=dict(type='SegVisualizationHook'))
-log_processor = dict(by_epoch=False)
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/found/decoder_weights.pt')))

@@ -1,38 +1,8 @@
-# PASCAL VOC2012 trainval for single-object discovery (CorLoc), the protocol
-# of LOST / TokenCut / FOUND: every image at its original resolution (no
-# resize), batch 1, class-agnostic, all objects (difficult and truncated
-# included) with LOST's boxes [xmin - 1, ymin - 1, xmax, ymax].
+# PASCAL VOC2012 trainval for single-object discovery (CorLoc), the same
+# protocol as VOC07 (see voc07_corloc.py).
 # Layout: data/VOCdevkit/VOC2012/{JPEGImages,Annotations,ImageSets/Main}.
-dataset_type = 'VOCCorLocDataset'
-data_root = 'data/VOCdevkit/'
-backend_args = None
-
-test_pipeline = [
-    # PIL decoding without EXIF rotation, as torchvision's loader in LOST.
-    dict(
-        type='LoadImageFromFile',
-        imdecode_backend='pillow',
-        color_type='color_ignore_orientation',
-        backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
-]
+_base_ = './voc07_corloc.py'
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
         ann_file='VOC2012/ImageSets/Main/trainval.txt',
-        data_prefix=dict(sub_data_root='VOC2012/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
-
-# hard=True: LOST's default protocol (all GT boxes); hard=False = --no_hard.
-test_evaluator = dict(type='CorLocMetric', iou_thr=0.5, hard=True)
+        data_prefix=dict(sub_data_root='VOC2012/')))
