@@ -4,7 +4,7 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 # Running from a source checkout must not need ``pip install -e .``.
 _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -37,10 +37,18 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> 
     return cfg
 
 
-def set_local_rank(local_rank: int) -> None:
-    """torchrun passes ``--local-rank``; mmengine reads ``LOCAL_RANK``."""
+def parse_with_common_args(parser):
+    """Add the options both tools share, parse, and export ``LOCAL_RANK``."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torchrun passes --local-rank; mmengine reads LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(local_rank)
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def build_runner(cfg: Config):

@@ -14,9 +14,7 @@ loads every ``init_cfg=dict(type='Pretrained', ...)`` in the model.
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from _common import build_runner, load_config, set_local_rank
+from _common import build_runner, load_config, parse_with_common_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,14 +29,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='save drawn predictions under '
                         'work_dir/<timestamp>/<show-dir>')
     parser.add_argument('--wait-time', type=float, default=2, help='interval of --show (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank(args.local_rank)
-    return args
+    return parse_with_common_args(parser)
 
 
 def enable_visualization(cfg, args) -> None:

@@ -9,11 +9,8 @@ The host (mmdet / mmseg) is read from the config's ``default_scope``; the
 config's ``custom_imports`` pull in ``mmuol.det`` / ``mmuol.seg``.
 """
 import argparse
-import os.path as osp
 
-from mmengine.config import DictAction
-
-from _common import build_runner, load_config, set_local_rank
+from _common import build_runner, load_config, parse_with_common_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -26,14 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='mixed precision training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the total batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank(args.local_rank)
-    return args
+    return parse_with_common_args(parser)
 
 
 def main() -> None:

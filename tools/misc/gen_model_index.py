@@ -10,7 +10,6 @@ with the released weights.
 Usage:
     python tools/misc/gen_model_index.py
 """
-import os.path as osp
 import re
 from pathlib import Path
 
