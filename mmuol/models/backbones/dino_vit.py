@@ -386,7 +386,7 @@ class DINOViT(BaseModule):
         if self._record_qkv:
             self._qkv = output
 
-    def prepare_tokens(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Patchify, add prefix tokens and (interpolated) positions.
 
         Inputs whose sides are not multiples of the patch size are zero-padded
@@ -450,7 +450,7 @@ class DINOViT(BaseModule):
         Returns:
             LastBlockOutput: feature maps, tokens, q/k/v, attention, grid.
         """
-        tokens, grid_hw = self.prepare_tokens(x)
+        tokens, grid_hw = self.embed(x)
         want_qkv = with_qkv or with_attn
         outs: List[Tensor] = []
         last = len(self.blocks) - 1
@@ -482,6 +482,26 @@ class DINOViT(BaseModule):
                 q, k, v = (t.transpose(1, 2).reshape(bsz, num_tok, -1) for t in heads)
         return LastBlockOutput(tuple(outs), final, q, k, v, attn, grid_hw,
                                self.num_prefix_tokens)
+
+    # DINO-compatible API (facebookresearch/dino ``VisionTransformer``), so
+    # code written for the official model runs unchanged.
+    def prepare_tokens(self, x: Tensor) -> Tensor:
+        """``(B, T, C)`` tokens entering block 0 (DINO's ``prepare_tokens``)."""
+        return self.embed(x)[0]
+
+    def get_last_selfattention(self, x: Tensor) -> Tensor:
+        """``(B, heads, T, T)`` attention of the last block (DINO's method)."""
+        return self.forward_last_block(x, with_qkv=False, with_attn=True).attn
+
+    def get_intermediate_layers(self, x: Tensor, n: int = 1) -> List[Tensor]:
+        """Final-normed ``(B, T, C)`` outputs of the last ``n`` blocks (DINO)."""
+        tokens, _ = self.embed(x)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            tokens = blk(tokens)
+            if i >= len(self.blocks) - n:
+                outs.append(self.norm(tokens))
+        return outs
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Multi-level feature maps for mmdet necks / mmseg heads.

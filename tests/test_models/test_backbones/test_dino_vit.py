@@ -36,15 +36,23 @@ def test_matches_official_dino(golden, golden_model, case):
     """Every stored array of the official forward within 1e-5."""
     x = torch.from_numpy(golden[f'{case}::input'])
     with torch.no_grad():
-        tokens, grid = golden_model.prepare_tokens(x)
+        tokens, grid = golden_model.embed(x)
         out = golden_model.forward_last_block(x)
+        # the DINO-compatible methods give the same arrays
+        dino_tokens = golden_model.prepare_tokens(x)
+        dino_attn = golden_model.get_last_selfattention(x)
+        dino_inter = golden_model.get_intermediate_layers(x, n=2)
 
     def check(name, value):
         np.testing.assert_allclose(value.numpy(), golden[f'{case}::{name}'], atol=1e-5,
                                    err_msg=f'{case}::{name}')
 
     check('prepare_tokens', tokens)
+    check('prepare_tokens', dino_tokens)
     check('last_attn', out.attn)
+    check('last_attn', dino_attn)
+    check('intermediate_n2_0', dino_inter[0])
+    check('intermediate_n2_1', dino_inter[1])
     check('q', out.q)
     check('k', out.k)
     check('v', out.v)
