@@ -169,7 +169,7 @@ class LOSTLocalizer(BaseLocalizerAdapter):
 class TokenCutLocalizer(BaseLocalizerAdapter):
     """TokenCut (Wang et al., CVPR 2022): normalized cut, one box.
 
-    The score is the core's ``confidence = clip(1 - λ2, 0, 1)``.
+    The score is the core's ``confidence = clip(1 - λ2 / λ3, 0, 1)``.
 
     Args:
         tau (float): Cosine threshold of the graph. Defaults to 0.2.
@@ -285,7 +285,7 @@ class MaskCutLocalizer(BaseLocalizerAdapter):
         backend (str): Eigensolver backend. Defaults to ``'auto'``.
         score (str): ``'stage'`` -> ``1 / (1 + stage)`` (the first stage's
             box is the top box), ``'confidence'`` -> the stage's
-            ``clip(1 - λ2, 0, 1)``. Defaults to ``'stage'``.
+            ``clip(1 - λ2 / λ3, 0, 1)``. Defaults to ``'stage'``.
     """
 
     def __init__(self,
