@@ -30,7 +30,10 @@ pipq $C torch torchvision numpy
 if ! $PY -c "import mmcv.ops" 2>/dev/null; then
     echo "[setup_env] installing mmcv 2.1.0 (source build on a cold cache: 15-30 min on 2 cores)"
     # --no-build-isolation: mmcv's setup.py must see the installed torch.
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} pipq --no-build-isolation $C mmcv==2.1.0
+    # ninja (on PATH) lets torch's extension builder compile in parallel.
+    pipq ninja
+    PATH="$PWD/$VENV/bin:$PATH" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
+        pipq --no-build-isolation $C mmcv==2.1.0
 fi
 pipq $C -r requirements/runtime.txt -r requirements/tests.txt
 # openmim without its opendatalab dependency (which pins an old setuptools).
