@@ -76,6 +76,11 @@ DEFAULT_TEST_CFG = dict(
 
 _FEATURES = ('q', 'k', 'v')
 
+#: FOUND's ``NORMALIZE`` (0-1 scale), used to replay its training crops'
+#: float32 un-normalisation for the bilateral solver.
+_FOUND_MEAN = (0.485, 0.456, 0.406)
+_FOUND_STD = (0.229, 0.224, 0.225)
+
 
 def _merge(default: dict, cfg: Optional[dict]) -> ConfigDict:
     out = ConfigDict(default)
@@ -217,8 +222,11 @@ class FOUNDSegmentor(EncoderDecoder):
             inputs (Tensor): Normalised inputs from the data preprocessor.
             rounding (bool): Round to the nearest integer (recovers the
                 original pixels exactly; FOUND's evaluation uses the original
-                image). False truncates like ``ToPILImage`` on FOUND's
-                un-normalised training crops.
+                image). False reproduces FOUND's training path bit for bit:
+                the crop's pixels ``k`` go through ``ToTensor`` (``k / 255``),
+                ``Normalize``, ``unnormalize`` and ``ToPILImage``
+                (``x * 255`` then a truncating ``byte()``), all in float32,
+                which turns a fraction of the values into ``k - 1``.
 
         Returns:
             Tensor: uint8 images on the CPU.
@@ -231,10 +239,18 @@ class FOUNDSegmentor(EncoderDecoder):
         if getattr(pre, 'channel_conversion', False) is False:
             # Inputs were not converted: mmcv loads BGR.
             x = x[:, [2, 1, 0]]
-        x = x.detach().cpu().clamp(0, 255)
+        x = x.detach().cpu().clamp(0, 255).round()  # the uint8 pixels
         if rounding:
-            x = x.round()
-        return x.to(torch.uint8)  # truncating cast
+            return x.to(torch.uint8)
+        # FOUND's float32 round trip (torchvision ToTensor + Normalize,
+        # datasets.utils.unnormalize, ToPILImage's mul(255).byte()); the
+        # truncation errors depend on these exact operations, not only on
+        # the value of the un-normalised pixel.
+        mean = torch.tensor(_FOUND_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(_FOUND_STD).view(1, 3, 1, 1)
+        x = (x.div(255) - mean) / std
+        x = (x * std + mean).mul(255)
+        return x.clamp(0, 255).to(torch.uint8)  # truncating cast
 
     @torch.no_grad()
     def pseudo_labels(self, inputs: Tensor, seg_logits: Tensor,

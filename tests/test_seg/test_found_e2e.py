@@ -50,6 +50,7 @@ def test_configs_are_the_official_recipe():
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.01
     sched = cfg.param_scheduler[0]
     assert (sched.type, sched.step_size, sched.gamma) == ('StepLR', 50, 0.95)
+    assert sched.by_epoch is False  # stepped every optimizer step, as upstream
     assert cfg.randomness.seed == 0
     m = cfg.model
     assert m.type == 'FOUNDSegmentor' and m.feature == 'k'

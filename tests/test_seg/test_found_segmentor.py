@@ -173,6 +173,30 @@ def test_solver_images_round_trip():
     assert ((img.int() - trunc.int()) <= 1).all()
 
 
+def test_solver_images_replay_found_training_crops():
+    """rounding=False == FOUND's training image for the bilateral solver:
+    ToTensor + NORMALIZE (datasets), unnormalize (datasets/utils.py), then
+    ToPILImage's truncating mul(255).byte() (misc.apply_bilateral_solver)."""
+    from torchvision import transforms as T
+    model = MODELS.build(tiny_found_segmentor_cfg())
+    pre = model.data_preprocessor
+    # Every 8-bit value in every channel (RGB, as FOUND's PIL crops).
+    rgb = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16).repeat(3, 1, 1)
+    rgb[1] = rgb[1].flip(-1)
+    normalize = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    img_t = T.Compose([T.ToTensor(), normalize])(rgb.permute(1, 2, 0).numpy())
+    unnorm = torch.clone(img_t)
+    for t, m, s in zip(unnorm, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)):
+        t.mul_(s).add_(m)
+    official = torch.from_numpy(np.array(T.ToPILImage()(unnorm))).permute(2, 0, 1)
+    assert (official != rgb).any()  # the truncation does bite
+    # mmuol: the crop normalised by the segmentor's preprocessor (bgr_to_rgb).
+    norm = (rgb.float()[None] - pre.mean) / pre.std
+    torch.testing.assert_close(
+        model.solver_images(norm, rounding=False)[0], official, rtol=0, atol=0)
+    torch.testing.assert_close(model.solver_images(norm, rounding=True)[0], rgb)
+
+
 def _fresh_hub(**info):
     hub = MessageHub.get_instance(f'found-test-{uuid.uuid4().hex}')
     for k, v in info.items():
