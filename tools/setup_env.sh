@@ -28,7 +28,7 @@ pipq() {
 pipq -U pip wheel "setuptools<82"
 pipq $C torch torchvision numpy
 if ! $PY -c "import mmcv.ops" 2>/dev/null; then
-    echo "[setup_env] installing mmcv 2.1.0 (source build on a cold cache: 15-30 min on 2 cores)"
+    echo "[setup_env] installing mmcv 2.1.0 (source build on a cold cache: ~8 min on 2 cores)"
     # --no-build-isolation: mmcv's setup.py must see the installed torch.
     # ninja (on PATH) lets torch's extension builder compile in parallel.
     pipq ninja

@@ -2,6 +2,7 @@
 """Find, download and unwrap ViT checkpoints (DINO, DINOv2, timm, local)."""
 import os
 import os.path as osp
+import socket
 from typing import Dict, Optional
 from urllib.parse import urlparse
 
@@ -53,17 +54,43 @@ def _load_url(url: str) -> dict:
     return _torch_load(cache)
 
 
+def _hub_reachable(endpoint: str) -> bool:
+    """Whether the hub's host resolves (huggingface_hub itself retries an
+    unreachable host for ~25 s per file before giving up)."""
+    host = urlparse(endpoint).hostname or endpoint
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
 def _load_hf(repo_id: str) -> dict:
-    url = f'https://huggingface.co/{repo_id}'
+    endpoint = os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
+    url = f'{endpoint}/{repo_id}'
+    cache = osp.join(os.environ.get('HF_HOME', osp.expanduser('~/.cache/huggingface')), 'hub')
     try:
         from huggingface_hub import hf_hub_download
-        try:
-            path = hf_hub_download(repo_id, 'model.safetensors')
+        from huggingface_hub.utils import EntryNotFoundError
+    except ImportError as err:
+        raise _unavailable(url, cache, err) from err
+    path = None
+    for fname in ('model.safetensors', 'pytorch_model.bin'):
+        try:  # already in the local cache?
+            path = hf_hub_download(repo_id, fname, local_files_only=True)
+            break
         except Exception:
-            path = hf_hub_download(repo_id, 'pytorch_model.bin')
-    except Exception as err:
-        cache = os.environ.get('HF_HOME', osp.expanduser('~/.cache/huggingface'))
-        raise _unavailable(url, osp.join(cache, 'hub'), err) from err
+            continue
+    if path is None:
+        if not _hub_reachable(endpoint):
+            raise _unavailable(url, cache, OSError(f'cannot resolve {endpoint}'))
+        try:
+            try:
+                path = hf_hub_download(repo_id, 'model.safetensors')
+            except EntryNotFoundError:  # older repos ship only a .bin
+                path = hf_hub_download(repo_id, 'pytorch_model.bin')
+        except Exception as err:
+            raise _unavailable(url, cache, err) from err
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path)

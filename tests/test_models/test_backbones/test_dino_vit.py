@@ -226,3 +226,17 @@ def test_cls_only_attention_equals_full_row(golden, golden_model):
                                atol=1e-5)
     with pytest.raises(ValueError, match='with_attn'):
         golden_model.forward_last_block(x, with_attn='rows')
+
+
+def test_offline_hub_id_error(monkeypatch, tmp_path):
+    """A Hugging Face / timm hub id that cannot be fetched names its URL."""
+    monkeypatch.setenv('HF_HOME', str(tmp_path))
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise OSError('Name or service not known')
+
+    monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
+    with pytest.raises(WeightsUnavailableError, match='huggingface.co/timm/vit_small_patch16_224.dino'):
+        DINOViT(arch='dino_vits16',
+                init_cfg=dict(type='Pretrained', checkpoint='timm/vit_small_patch16_224.dino'))
