@@ -1,28 +1,12 @@
 # DUTS-TE (5,019 images), released DUTS-TE.zip:
 #   data/DUTS-TE/DUTS-TE-Image/*.jpg
 #   data/DUTS-TE/DUTS-TE-Mask/*.png   ({0, 255} masks, original resolution)
-# Evaluated one image at a time at full resolution (batch 1), like FOUND.
-dataset_type = 'DUTSDataset'
-data_root = 'data/DUTS-TE'
-test_pipeline = [
-    dict(type='LoadSaliencyImageFromFile'),
-    dict(type='LoadSaliencyAnnotations'),
-    dict(type='PackSegInputs'),
-]
+# Pipeline, batch size and metrics as ECSSD.
+_base_ = './ecssd_saliency.py'
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='DUTS-TE-Image', seg_map_path='DUTS-TE-Mask'),
-        expected_num_images=5019,
-        pipeline=test_pipeline))
+        type='DUTSDataset',
+        data_root='data/DUTS-TE',
+        data_prefix=dict(img_path='DUTS-TE-Image', seg_map_path='DUTS-TE-Mask'),
+        expected_num_images=5019))
 test_dataloader = val_dataloader
-# Both conventions: tokencut_* (GT > 0, beta^2 = 0.3, max of the mean F) and
-# found_* (GT == 255, beta^2 = 0.09, mean of per-image max F).
-val_evaluator = dict(type='SaliencyMetric', conventions=('tokencut', 'found'))
-test_evaluator = val_evaluator
