@@ -77,17 +77,9 @@ def list_images(inputs: List[str]) -> List[Path]:
 def load_rgb(path: Path, max_size: int) -> np.ndarray:
     """Read an image as 8-bit RGB (grey, RGBA and 16-bit files are converted)."""
     import cv2
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'cannot read image {path}')
-    if img.dtype == np.uint16:
-        img = (img / 257).round().astype(np.uint8)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    from mmuol.utils import decode_image
+    img = decode_image(path.read_bytes(), channel_order='rgb')
     height, width = img.shape[:2]
     if max_size and max(height, width) > max_size:
         scale = max_size / max(height, width)
@@ -133,7 +125,7 @@ def main() -> int:
 
     import mmuol.det  # noqa: F401  registers the localizer adapters
     from mmdet.registry import TASK_UTILS
-    from mmuol.det.localizer import PatchFeatures
+    from mmuol.det.localizer import IMAGENET_MEAN, IMAGENET_STD, PatchFeatures
     from mmuol.models.backbones import WeightsUnavailableError
 
     methods = sorted(METHODS) if 'all' in args.methods else args.methods
@@ -144,16 +136,16 @@ def main() -> int:
         print(f'\nerror: {err}', file=sys.stderr)
         return 2
     adapters = {m: TASK_UTILS.build(METHODS[m]) for m in methods}
-    mean = torch.tensor([0.485, 0.456, 0.406], device=args.device).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=args.device).view(3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=args.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=args.device).view(3, 1, 1)
     os.makedirs(args.out_dir, exist_ok=True)
     patch = backbone.patch_size
     timings: Dict[str, float] = {m: 0.0 for m in ['backbone'] + methods}
     for path in images:
         img = load_rgb(path, args.max_size)
         height, width = img.shape[:2]
-        x = torch.from_numpy(img).to(args.device).permute(2, 0, 1).float().div(255)
-        x = ((x - mean) / std)[None]
+        x = torch.from_numpy(img).to(args.device).permute(2, 0, 1).float()
+        x = ((x - mean) / std)[None]  # 0-255 statistics, as the configs' preprocessor
         tic = time.perf_counter()
         with torch.inference_mode():
             out = backbone.forward_last_block(x, with_qkv=True, with_attn=True)
