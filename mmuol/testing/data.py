@@ -3,30 +3,35 @@
 import json
 import os.path as osp
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 PathLike = Union[str, Path]
 
 
-def synthetic_image(height: int, width: int, box: Sequence[int],
-                    seed: int = 0) -> np.ndarray:
+def synthetic_image(height: int, width: int, box: Sequence[int], seed: int = 0,
+                    rng: Optional[np.random.Generator] = None,
+                    background: Tuple[int, int] = (20, 90),
+                    foreground: Tuple[int, int] = (180, 255)) -> np.ndarray:
     """A noisy background with one bright rectangle.
 
     Args:
         height (int): Image height.
         width (int): Image width.
         box (Sequence[int]): ``[x0, y0, x1, y1]`` (exclusive) of the object.
-        seed (int): Noise seed.
+        seed (int): Noise seed (when no ``rng`` is given).
+        rng (np.random.Generator, optional): Generator to draw from.
+        background (tuple[int, int]): ``[low, high)`` of background values.
+        foreground (tuple[int, int]): ``[low, high)`` of object values.
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8 RGB image.
     """
-    rng = np.random.default_rng(seed)
-    img = rng.integers(20, 90, size=(height, width, 3)).astype(np.uint8)
+    rng = np.random.default_rng(seed) if rng is None else rng
+    img = rng.integers(*background, size=(height, width, 3), dtype=np.uint8)
     x0, y0, x1, y1 = box
-    img[y0:y1, x0:x1] = rng.integers(180, 255, size=(y1 - y0, x1 - x0, 3))
+    img[y0:y1, x0:x1] = rng.integers(*foreground, size=(y1 - y0, x1 - x0, 3), dtype=np.uint8)
     return img
 
 

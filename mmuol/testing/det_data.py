@@ -18,15 +18,14 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from .data import synthetic_image
+
 Box = Tuple[int, int, int, int]
 
 
 def _write_image(path: str, hw: Tuple[int, int], box: Box, rng: np.random.Generator) -> None:
     """Dark noise + a bright rectangle ``box = (x0, y0, x1, y1)`` (exclusive)."""
-    h, w = hw
-    img = rng.integers(0, 40, size=(h, w, 3), dtype=np.uint8)
-    x0, y0, x1, y1 = box
-    img[y0:y1, x0:x1] = rng.integers(200, 256, size=(y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    img = synthetic_image(*hw, box, rng=rng, background=(0, 40), foreground=(200, 256))
     os.makedirs(osp.dirname(path), exist_ok=True)
     Image.fromarray(img).save(path, quality=95)
 
