@@ -7,7 +7,6 @@ import os.path as osp
 import shutil
 import sys
 import warnings
-
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))
@@ -78,16 +77,20 @@ if __name__ == '__main__':
         long_description=readme(),
         long_description_content_type='text/markdown',
         license='Apache License 2.0',
-        packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'configs.*',
-                                        'tools', 'tools.*', 'demo', 'demo.*')),
+        packages=find_packages(
+            exclude=('tests', 'tests.*', 'configs', 'configs.*', 'tools', 'tools.*', 'demo',
+                     'demo.*')),
         include_package_data=True,
         package_data={'mmuol': ['.mim/**/*', 'datasets_files/*']},
         python_requires='>=3.8',
         install_requires=parse_requirements('runtime.txt'),
         extras_require={
-            'tests': parse_requirements('tests.txt'),
-            'mim': ['mmcv>=2.0.0,<2.2.0', 'mmengine>=0.10.0,<1.0.0',
-                    'mmdet>=3.3.0,<3.4.0', 'mmsegmentation>=1.2.2,<1.3.0'],
+            'tests':
+            parse_requirements('tests.txt'),
+            'mim': [
+                'mmcv>=2.0.0,<2.2.0', 'mmengine>=0.10.0,<1.0.0', 'mmdet>=3.3.0,<3.4.0',
+                'mmsegmentation>=1.2.2,<1.3.0'
+            ],
         },
         classifiers=[
             'License :: OSI Approved :: Apache Software License',

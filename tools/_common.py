@@ -26,10 +26,9 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> 
     cfg.launcher = launcher
     scope = cfg.get('default_scope')
     if scope not in HOSTS:
-        raise ValueError(
-            f'{path}: default_scope is {scope!r}; mmuol tools run mmdet or mmseg '
-            "configs (inherit 'mmdet::_base_/default_runtime.py' or "
-            "'mmseg::_base_/default_runtime.py').")
+        raise ValueError(f'{path}: default_scope is {scope!r}; mmuol tools run mmdet or mmseg '
+                         "configs (inherit 'mmdet::_base_/default_runtime.py' or "
+                         "'mmseg::_base_/default_runtime.py').")
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -39,10 +38,13 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> 
 
 def parse_with_common_args(parser):
     """Add the options both tools share, parse, and export ``LOCAL_RANK``."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     # torchrun passes --local-rank; mmengine reads LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -51,10 +53,43 @@ def parse_with_common_args(parser):
     return args
 
 
+def init_cpu_distributed(cfg: Config) -> bool:
+    """Start the ``pytorch`` launcher's process group on a machine without GPU.
+
+    mmengine's launcher selects a CUDA device per process, which fails
+    without a GPU; here the process group starts with the ``gloo`` backend
+    instead (mmengine then uses it as is) and DistributedDataParallel gets no
+    device ids.
+
+    Returns:
+        bool: Whether the CPU process group was started.
+    """
+    import torch
+    import torch.distributed as torch_dist
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or torch_dist.is_initialized():
+        return False
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+    torch_dist.init_process_group(backend='gloo')
+    if torch_dist.get_rank() == 0:
+        print(
+            f'No GPU: running {torch_dist.get_world_size()} processes on the CPU with the '
+            'gloo backend.',
+            flush=True)
+    return True
+
+
 def build_runner(cfg: Config):
-    """Build the runner named by ``runner_type`` (mmengine's by default)."""
+    """Build the runner named by ``runner_type`` (mmengine's by default).
+
+    With ``launcher='pytorch'`` on a machine without GPU, the process group is
+    started on the CPU first (:func:`init_cpu_distributed`).
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    init_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Usage: bash tools/dist_train.sh CONFIG GPUS [train.py args...]
+# Usage: bash tools/dist_train.sh CONFIG NPROC [train.py args...]
+# NPROC processes (one per GPU). Without a GPU they run on the CPU with the
+# gloo backend. The interpreter is ./.venv/bin/python when it exists (no need
+# to activate the venv), else $PYTHON, else python.
 CONFIG=$1
-GPUS=$2
+NPROC=$2
+if [[ -z "$CONFIG" || ! "$NPROC" =~ ^[0-9]+$ ]]; then
+    echo "usage: bash $0 CONFIG NPROC [train.py args...]" >&2
+    exit 2
+fi
+shift 2
+TOOLS="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$TOOLS")"
+if [[ -z "$PYTHON" ]]; then
+    if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-torchrun --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS --master_port=$PORT \
-    $(dirname "$0")/train.py $CONFIG --launcher pytorch ${@:3}
+PYTHONPATH="$ROOT":$PYTHONPATH \
+"$PYTHON" -m torch.distributed.run --nnodes=$NNODES --node_rank=$NODE_RANK \
+    --master_addr=$MASTER_ADDR --nproc_per_node=$NPROC --master_port=$PORT \
+    "$TOOLS/train.py" $CONFIG --launcher pytorch "$@"

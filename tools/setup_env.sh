@@ -35,7 +35,7 @@ if ! $PY -c "import mmcv.ops" 2>/dev/null; then
     PATH="$PWD/$VENV/bin:$PATH" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
         pipq --no-build-isolation $C mmcv==2.1.0
 fi
-pipq $C -r requirements/runtime.txt -r requirements/tests.txt
+pipq $C -r requirements/runtime.txt -r requirements/tests.txt -r requirements/lint.txt
 # openmim without its opendatalab dependency (which pins an old setuptools).
 pipq $C --no-deps openmim==0.3.9
 pipq $C model-index click colorama tabulate pandas rich requests

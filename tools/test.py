@@ -15,19 +15,25 @@ import argparse
 import os.path as osp
 
 from _common import build_runner, load_config, parse_with_common_args
+from mmengine.model import is_model_wrapper
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test an mmuol model (mmdet or mmseg)')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='model checkpoint (optional for training-free models)')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='model checkpoint (optional for training-free models)')
     parser.add_argument('--work-dir', help='directory for the metric json and logs')
-    parser.add_argument('--out', help='dump raw predictions to this .pkl (mmdet) or '
-                        'directory (mmseg)')
+    parser.add_argument(
+        '--out', help='dump raw predictions to this .pkl (mmdet) or '
+        'directory (mmseg)')
     parser.add_argument('--show', action='store_true', help='show predictions')
-    parser.add_argument('--show-dir', help='save drawn predictions under '
-                        'work_dir/<timestamp>/<show-dir>')
+    parser.add_argument(
+        '--show-dir', help='save drawn predictions under '
+        'work_dir/<timestamp>/<show-dir>')
     parser.add_argument('--wait-time', type=float, default=2, help='interval of --show (s)')
     return parse_with_common_args(parser)
 
@@ -67,14 +73,17 @@ def main() -> None:
             if isinstance(evaluators, dict):
                 evaluators = [evaluators]
             cfg.test_evaluator = list(evaluators) + [
-                dict(type='DumpDetResults', out_file_path=args.out)]
+                dict(type='DumpDetResults', out_file_path=args.out)
+            ]
         else:
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
     runner = build_runner(cfg)
     if args.checkpoint is None:
-        # No detector/segmentor checkpoint: load what init_cfg points to.
-        runner._init_model_weights()
+        # No detector/segmentor checkpoint: load what init_cfg points to
+        # (every rank reads the same files, so nothing needs broadcasting).
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.init_weights()
     runner.test()
 
 

@@ -17,12 +17,18 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train an mmuol model (mmdet or mmseg)')
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='directory for logs and checkpoints')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from CKPT, or from the latest checkpoint in '
-                        'work_dir when no path is given')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CKPT, or from the latest checkpoint in '
+        'work_dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='mixed precision training')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the learning rate with the total batch size')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate with the total batch size')
     return parse_with_common_args(parser)
 
 

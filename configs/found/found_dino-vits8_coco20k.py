@@ -13,5 +13,6 @@ _base_ = [
 model = dict(
     localizer=dict(
         type='FOUNDHeadLocalizer',
+        in_channels=384,  # ViT-S keys
         decoder_checkpoint='checkpoints/found/decoder_weights.pt',
         threshold=0.5))

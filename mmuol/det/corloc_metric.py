@@ -6,6 +6,11 @@ TokenCut and FOUND: one predicted box per image; the image is a hit if the
 box has IoU >= 0.5 with **any** ground-truth box (``bbox_iou`` of LOST, which
 adds ``eps = 1e-7`` to heights and to the union); CorLoc = hits / evaluated
 images. An image without a prediction is a miss.
+
+Images skipped as invalid (``skip_invalid=True`` of the CorLoc datasets: at
+load time, ``dataset_meta['invalid_images']``, or at test time, samples with
+``invalid_reason``) are not evaluated; their number is logged and reported
+as ``num_skipped``.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -15,7 +20,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from torch import Tensor
 
-from mmuol.evaluation.functional import bbox_iou
+from mmuol.evaluation import bbox_iou
 
 
 def _boxes(instances: Optional[dict]) -> Tensor:
@@ -52,7 +57,8 @@ class CorLocMetric(BaseMetric):
         collect_device (str): ``'cpu'`` or ``'gpu'`` for distributed
             collection. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix of the metric names. Defaults to no
-            (keys ``corloc``, ``num_images``, ``num_hits``).
+            (keys ``corloc``, ``num_images``, ``num_hits``, plus
+            ``num_skipped`` when invalid images were skipped).
     """
 
     # '' = no prefix (keys 'corloc', 'num_images') and no mmengine warning.
@@ -72,21 +78,26 @@ class CorLocMetric(BaseMetric):
         self.eps = eps
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Score one batch: append ``(evaluated, hit)`` per image.
+        """Score one batch: append ``(evaluated, hit, invalid_reason)`` per image.
 
         Args:
             data_batch (dict): The data from the dataloader (unused).
             data_samples (Sequence[dict]): Model outputs as dicts with
                 ``pred_instances`` (``bboxes``, ``scores``), ``gt_instances``
-                and ``ignored_instances``.
+                and ``ignored_instances``; a skipped image has
+                ``invalid_reason``.
         """
         for sample in data_samples:
+            reason = sample.get('invalid_reason')
+            if reason is not None:
+                self.results.append((False, False, str(reason)))
+                continue
             gt = _boxes(sample.get('gt_instances'))
             if self.hard:
                 gt = torch.cat([gt, _boxes(sample.get('ignored_instances'))])
             elif len(gt) == 0:
                 # --no_hard: images with only hard objects are not evaluated.
-                self.results.append((False, False))
+                self.results.append((False, False, None))
                 continue
             pred = sample.get('pred_instances') or {}
             boxes = _boxes(pred)
@@ -97,23 +108,34 @@ class CorLocMetric(BaseMetric):
                     torch.as_tensor(scores).argmax())
                 ious = bbox_iou(_as_lost_dtype(boxes[top]), _as_lost_dtype(gt), eps=self.eps)
                 hit = bool((ious >= self.iou_thr).any())
-            self.results.append((True, hit))
+            self.results.append((True, hit, None))
 
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
         """Aggregate the per-image results.
 
         Args:
-            results (list[tuple]): ``(evaluated, hit)`` per image.
+            results (list[tuple]): ``(evaluated, hit, invalid_reason)`` per
+                image.
 
         Returns:
-            dict: ``corloc`` (percent), ``num_images`` (evaluated images) and
-            ``num_hits``.
+            dict: ``corloc`` (percent), ``num_images`` (evaluated images),
+            ``num_hits`` and, when invalid images were skipped,
+            ``num_skipped``.
         """
-        num_images = sum(1 for evaluated, _ in results if evaluated)
-        num_hits = sum(1 for evaluated, hit in results if evaluated and hit)
+        num_images = sum(1 for evaluated, _, _ in results if evaluated)
+        num_hits = sum(1 for evaluated, hit, _ in results if evaluated and hit)
         corloc = 100.0 * num_hits / num_images if num_images else 0.0
-        skipped = len(results) - num_images
+        no_gt = sum(1 for evaluated, _, reason in results if not evaluated and reason is None)
+        invalid = list((self.dataset_meta or {}).get('invalid_images', []))
+        invalid += [reason for _, _, reason in results if reason is not None]
         logger = MMLogger.get_current_instance()
         logger.info(f'CorLoc: {corloc:.2f} ({num_hits}/{num_images} images' +
-                    (f', {skipped} without non-hard objects skipped)' if skipped else ')'))
-        return dict(corloc=corloc, num_images=num_images, num_hits=num_hits)
+                    (f', {no_gt} without non-hard objects skipped)' if no_gt else ')'))
+        metrics = dict(corloc=corloc, num_images=num_images, num_hits=num_hits)
+        if invalid:
+            shown = '\n  '.join(
+                invalid[:5]) + (f'\n  ... and {len(invalid) - 5} more' if len(invalid) > 5 else '')
+            logger.warning(f'CorLoc: {len(invalid)} invalid images skipped (not evaluated, '
+                           f'skip_invalid=True):\n  {shown}')
+            metrics['num_skipped'] = len(invalid)
+        return metrics

@@ -45,11 +45,12 @@ import torch
 from scipy import ndimage
 from scipy.sparse import csr_matrix
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+from mmuol.utils.arrays import ArrayLike, to_numpy
+from .utils import mask_iou
 
 __all__ = [
     'BilateralGrid', 'rgb_to_yuv', 'bistochastize', 'bilateral_solver', 'bilateral_solver_output',
-    'refine_mask_with_bilateral_solver', 'batch_bilateral_solver', 'mask_iou'
+    'refine_mask_with_bilateral_solver', 'batch_bilateral_solver'
 ]
 
 # JPEG / BT.601 full-range YCbCr, the transform used by the upstream solver.
@@ -69,15 +70,9 @@ DEFAULT_A_DIAG_MIN = 1e-5
 DEFAULT_BISTOCHASTIZE_ITERS = 10
 
 
-def _to_numpy(x: ArrayLike) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _as_rgb_uint8(image: ArrayLike) -> np.ndarray:
     """Validate a single reference image and return it as (H, W, 3) uint8."""
-    img = _to_numpy(image)
+    img = to_numpy(image)
     if img.ndim != 3 or img.shape[-1] != 3:
         raise ValueError('image must be an (H, W, 3) RGB array, got shape '
                          f'{tuple(img.shape)}')
@@ -322,12 +317,12 @@ def bilateral_solver(image: ArrayLike,
     if grid is None:
         grid = BilateralGrid(image, sigma_spatial, sigma_luma, sigma_chroma)
     h, w = grid.shape
-    t = _to_numpy(target)
+    t = to_numpy(target)
     if t.shape != (h, w):
         raise ValueError(f'target shape {tuple(t.shape)} does not match the '
                          f'image shape {(h, w)}')
     t = t.reshape(-1).astype(np.float64)
-    c = _to_numpy(confidence).astype(np.float64)
+    c = to_numpy(confidence).astype(np.float64)
     c = np.broadcast_to(c, (h, w)).reshape(-1)
 
     n, m = bistochastize(grid)
@@ -400,25 +395,6 @@ def bilateral_solver_output(image: ArrayLike,
     return output, _postprocess(output, get_all_cc)
 
 
-def mask_iou(mask1: ArrayLike, mask2: ArrayLike) -> float:
-    """IoU of ``mask1 > 0.5`` and ``mask2 > 0.5`` (FOUND's gate).
-
-    Args:
-        mask1 (np.ndarray | torch.Tensor): (H, W) mask.
-        mask2 (np.ndarray | torch.Tensor): (H, W) mask.
-
-    Returns:
-        float: IoU; 0.0 if both masks are empty (upstream yields NaN, which
-        fails the gate just the same).
-    """
-    a = _to_numpy(mask1) > 0.5
-    b = _to_numpy(mask2) > 0.5
-    union = np.count_nonzero(a | b)
-    if union == 0:
-        return 0.0
-    return np.count_nonzero(a & b) / union
-
-
 def refine_mask_with_bilateral_solver(image: ArrayLike,
                                       mask: ArrayLike,
                                       iou_gate: float = 0.5,
@@ -430,7 +406,8 @@ def refine_mask_with_bilateral_solver(image: ArrayLike,
     """Refine a mask with the solver, keeping it only if it agrees enough.
 
     FOUND's rule: the binarised solver output replaces the mask only if
-    ``IoU(mask > 0.5, binary) > iou_gate`` (strict).
+    ``IoU(mask > 0.5, binary) > iou_gate`` (strict; the IoU of
+    :func:`~mmuol.localization.utils.mask_iou`, 0.0 for two empty masks).
 
     Args:
         image (np.ndarray | torch.Tensor): (H, W, 3) uint8 RGB reference.
@@ -448,7 +425,7 @@ def refine_mask_with_bilateral_solver(image: ArrayLike,
         passed, else the input mask (as a numpy array, unchanged dtype); and
         the IoU.
     """
-    target = _to_numpy(mask)
+    target = to_numpy(mask)
     _, binary = bilateral_solver_output(
         image,
         target.astype(np.float64),
@@ -528,7 +505,7 @@ def batch_bilateral_solver(images: ArrayLike,
     """
     imgs = _batch_images_to_bhwc(images)
     is_tensor = isinstance(masks, torch.Tensor)
-    masks_np = _to_numpy(masks)
+    masks_np = to_numpy(masks)
     if masks_np.ndim != 3 or masks_np.shape[0] != imgs.shape[0]:
         raise ValueError(f'masks must be (B, h, w) with B={imgs.shape[0]}, '
                          f'got {tuple(masks_np.shape)}')

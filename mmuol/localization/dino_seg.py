@@ -1,9 +1,11 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """DINO-seg: LOST's attention-map baseline (``object_discovery.dino_seg``).
 
-Re-implemented from the description in ``docs/found_lost_tokencut.md`` §2 and
-the golden SPEC; checked against golden vectors produced with the official
-code.
+Re-implemented from the LOST paper (Siméoni et al., BMVC 2021, the "DINO-seg"
+baseline) and the behaviour of the official ``object_discovery.dino_seg``
+(valeoai/LOST) recorded in ``tests/data/golden/found_lost_tokencut/SPEC.md``;
+checked against golden vectors produced with the official code. Method notes:
+``configs/dinoseg/README.md``.
 """
 from typing import NamedTuple, Sequence
 
@@ -11,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .utils import check_cls_attn, check_grid_hw, connected_components
+from .utils import check_cls_attn, check_grid_hw, check_int, check_real, connected_components
 
 __all__ = ['DinoSegResult', 'dino_seg']
 
@@ -73,11 +75,14 @@ def dino_seg(cls_attn: Tensor,
     h, w = grid_hw = check_grid_hw(grid_hw)
     att = check_cls_attn(cls_attn, grid_hw)
     nh = att.shape[0]
-    if isinstance(head, bool) or int(head) != head or not 0 <= head < nh:
-        raise ValueError(f'head must be an int in [0, {nh}), got {head!r}')
-    head = int(head)
-    if not 0.0 < keep <= 1.0:
-        raise ValueError(f'keep must be in (0, 1], got {keep}')
+    head = check_int(head, 'head', 0, nh)
+    keep = check_real(
+        keep,
+        'keep',
+        0.0,
+        1.0,
+        low_open=True,
+        hint='it is the fraction of the attention mass kept (LOST: 0.6)')
     val, idx = torch.sort(att, dim=1, stable=True)
     val = val / val.sum(dim=1, keepdim=True)
     kept_sorted = torch.cumsum(val, dim=1) > (1 - keep)
@@ -97,9 +102,4 @@ def dino_seg(cls_attn: Tensor,
     else:
         mask = torch.zeros((h, w), dtype=torch.bool, device=att.device)
     seed = int(np.argmax(att[head].cpu().numpy()))
-    return DinoSegResult(
-        mask=mask,
-        seed=seed,
-        th_attn=th_attn,
-        labels=labels,
-        component=component)
+    return DinoSegResult(mask=mask, seed=seed, th_attn=th_attn, labels=labels, component=component)

@@ -1,23 +1,23 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """MaskCut (CutLER, Wang et al., CVPR 2023): iterative multi-object NCut.
 
-Re-implemented from the description of the official
-``maskcut/maskcut.py::maskcut_forward`` (facebookresearch/CutLER) in
-``docs/cutler_maskcut.md`` §2.2 and the MaskCut golden SPEC; checked against
-golden vectors produced with the official code. CRF post-processing is not
-part of this function.
+Re-implemented from the paper (Wang et al., "Cut and Learn for Unsupervised
+Object Detection and Instance Segmentation", CVPR 2023, §3.1) and the behaviour
+of the official ``maskcut/maskcut.py::maskcut_forward``
+(facebookresearch/CutLER) recorded in the MaskCut golden SPEC
+(``tests/data/golden/maskcut/SPEC.md``); checked against golden vectors
+produced with the official code. Method notes: ``configs/maskcut/README.md``.
+CRF post-processing is not part of this function.
 """
 import math
 from typing import List, NamedTuple, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .ncut import ncut_from_keys
-from .tokencut import ncut_confidence
-from .utils import (_iou, check_grid_hw, check_keys, connected_components,
-                    first_argmax, grid_corners)
+from .ncut import MaskedNCut, check_graph_params, ncut_confidence
+from .utils import (check_grid_hw, check_int, check_keys, check_real, component_containing,
+                    first_argmax, grid_corners, mask_iou_or_nan)
 
 __all__ = ['MaskCutStage', 'maskcut']
 
@@ -51,8 +51,11 @@ class MaskCutStage(NamedTuple):
             reversal decision, for the canonical eigenvector sign (corners
             of 1xN / Nx1 grids count twice).
         iou_prev (float): IoU of ``cc_mask`` with the previous stage's
-            filtered mask (NaN for stage 0 or when both are empty).
+            filtered mask (NaN for stage 0 or when both are empty, see
+            :func:`~mmuol.localization.utils.mask_iou_or_nan`).
         solver (str): Eigensolver that ran.
+        degree (Tensor): ``(N,)`` float64 node degrees of the stage's graph
+            (``edges + (N - edges) * eps``).
     """
     mask: Tensor
     seed: int
@@ -66,6 +69,7 @@ class MaskCutStage(NamedTuple):
     n_corners: int
     iou_prev: float
     solver: str
+    degree: Tensor
 
 
 def maskcut(keys: Tensor,
@@ -113,7 +117,9 @@ def maskcut(keys: Tensor,
     patch level (the official upsamples them with nearest interpolation to
     the resized image, e.g. x8 to 480x480: ``mask.repeat_interleave``);
     graphs with all-equal entries (e.g. identical features) give the whole
-    remaining grid with confidence 0.
+    remaining grid with confidence 0. On the CPU the stages share one
+    similarity product (:class:`~mmuol.localization.ncut.MaskedNCut`): the
+    same graphs, bit for bit, at about a third of the cost.
 
     Args:
         keys (Tensor): ``(N, D)`` last-block keys of the patch tokens (no
@@ -121,24 +127,32 @@ def maskcut(keys: Tensor,
             takes ``(D, N)``: pass ``feats.T``.
         grid_hw (Sequence[int]): ``(h, w)`` patch grid.
         num_masks (int): Number of stages (``N`` in CutLER, 3).
-        tau (float): Cosine threshold (0.15 in CutLER's pseudo-labels; the
-            ``maskcut.py`` argparse default is 0.2).
-        eps (float): Weight of non-edges.
+        tau (float): Cosine threshold in ``[-1, 1)`` (0.15 in CutLER's
+            pseudo-labels; the ``maskcut.py`` argparse default is 0.2).
+        eps (float): Weight of non-edges, in ``(0, 1)`` (1e-5).
         solver (str): ``'auto'``, ``'dense'`` or ``'lanczos'``.
         backend (str): ``'auto'``, ``'scipy'`` or ``'torch'``.
-        iou_thresh (float): Filter: max IoU with the previous stage's mask.
+        iou_thresh (float): Filter: max IoU with the previous stage's mask,
+            in ``[0, 1]``.
         min_area_ratio (float): Filter: masks with area ``<=`` this fraction
-            of the grid are dropped.
+            of the grid are dropped, in ``[0, 1)``.
 
     Returns:
         list[MaskCutStage]: ``num_masks`` stages in discovery order; the
         pseudo-masks are ``[s.mask for s in stages]``.
+
+    Raises:
+        ValueError: For invalid keys or a NaN/inf/out-of-range
+            hyper-parameter.
+        MemoryError: If the ``N x N`` graph cannot fit in memory (raised
+            before allocating; resize the image).
     """
     h, w = grid_hw = check_grid_hw(grid_hw)
     keys = check_keys(keys, grid_hw)
-    if isinstance(num_masks, bool) or int(num_masks) != num_masks \
-            or num_masks < 1:
-        raise ValueError(f'num_masks must be a positive int, got {num_masks}')
+    num_masks = check_int(num_masks, 'num_masks')
+    check_graph_params(tau, eps)
+    check_real(iou_thresh, 'iou_thresh', 0.0, 1.0)
+    check_real(min_area_ratio, 'min_area_ratio', 0.0, 1.0, high_open=True)
     dev = keys.device
     n = h * w
     corners = list(grid_corners(grid_hw))
@@ -146,58 +160,54 @@ def maskcut(keys: Tensor,
     covered = torch.zeros(n, dtype=torch.bool, device=dev)  # earlier outputs
     prev_mask = None
     stages = []
-    for i in range(int(num_masks)):
-        if i == 0:
-            feats = keys
-        else:
-            # Official: float64 painting map -> float64 features.
-            feats = keys.to(torch.float64).masked_fill(painted[:, None], 0.0)
-        cut = ncut_from_keys(
-            feats, tau=tau, eps=eps, binary_graph=True, channel_major=True,
-            solver=solver, backend=backend)
-        x = cut.eigvec
-        bip = cut.bipartition
-        x_np = x.cpu().numpy()
-        seed0 = first_argmax(np.abs(x_np))
-        bip_np = bip.cpu().numpy()
-        n_corners = int(bip_np[corners].sum())
-        reverse = n_corners >= 3 or not bool(bip_np[seed0])
-        if reverse:
-            x, bip = -x, ~bip
-            seed = first_argmax(-x_np)
-        else:
-            seed = first_argmax(x_np)
-        bip_hw = bip.reshape(h, w)
-        labels, _ = connected_components(bip_hw)
-        cc = (labels == labels.reshape(-1)[seed]).reshape(-1)
-        if int(labels.reshape(-1)[seed]) == 0:
-            cc = torch.zeros_like(cc)
-        kept, iou_prev = True, math.nan
-        stage_mask = cc
-        if i >= 1:
-            iou_prev = _iou(prev_mask, cc)
-            # Same float64 expression as the official area ratio.
-            ratio = float(cc.sum()) / h / w
-            if iou_prev > iou_thresh or ratio <= min_area_ratio:
-                kept = False
-                stage_mask = torch.zeros_like(cc)
-        prev_mask = stage_mask
-        painted |= stage_mask
-        out = stage_mask & ~covered
-        covered |= out
-        lam2 = float(cut.eigvals[0])
-        stages.append(
-            MaskCutStage(
-                mask=out.reshape(h, w),
-                seed=seed,
-                eigvec=x.reshape(h, w),
-                eigvals=cut.eigvals,
-                bipartition=bip_hw,
-                cc_mask=cc.reshape(h, w),
-                kept=kept,
-                eigval=lam2,
-                confidence=ncut_confidence(cut.eigvals),
-                n_corners=n_corners,
-                iou_prev=iou_prev,
-                solver=cut.solver))
+    # One similarity product for all stages (see MaskedNCut).
+    ncut = MaskedNCut(
+        keys,
+        tau=tau,
+        eps=eps,
+        channel_major=True,
+        solver=solver,
+        backend=backend,
+        masked_calls=num_masks > 1)
+    with ncut:  # gives the graph's memory back for the next image
+        for i in range(num_masks):
+            # Official: stage 0 in the keys' dtype; later stages zero the painted
+            # features, in float64 (type promotion by the float64 painting map).
+            cut = ncut() if i == 0 else ncut(painted)
+            x, bip = cut.eigvec, cut.bipartition
+            seed0 = first_argmax(x.abs())
+            n_corners = int(bip[corners].sum())
+            if n_corners >= 3 or not bool(bip[seed0]):
+                x, bip = -x, ~bip
+            seed = first_argmax(x)
+            bip_hw = bip.reshape(h, w)
+            cc = component_containing(bip_hw, seed).reshape(-1)
+            kept, iou_prev = True, math.nan
+            stage_mask = cc
+            if i >= 1:
+                iou_prev = mask_iou_or_nan(prev_mask, cc)
+                # Same float64 expression as the official area ratio.
+                ratio = float(cc.sum()) / h / w
+                if iou_prev > iou_thresh or ratio <= min_area_ratio:
+                    kept = False
+                    stage_mask = torch.zeros_like(cc)
+            prev_mask = stage_mask
+            painted |= stage_mask
+            out = stage_mask & ~covered
+            covered |= out
+            stages.append(
+                MaskCutStage(
+                    mask=out.reshape(h, w),
+                    seed=seed,
+                    eigvec=x.reshape(h, w),
+                    eigvals=cut.eigvals,
+                    bipartition=bip_hw,
+                    cc_mask=cc.reshape(h, w),
+                    kept=kept,
+                    eigval=float(cut.eigvals[0]),
+                    confidence=ncut_confidence(cut.eigvals),
+                    n_corners=n_corners,
+                    iou_prev=iou_prev,
+                    solver=cut.solver,
+                    degree=cut.degree))
     return stages

@@ -1,20 +1,20 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """TokenCut (Wang et al., CVPR 2022): object discovery by normalized cut.
 
-Re-implemented from the description of the official ``object_discovery.ncut``
-(YangtaoWANG95/TokenCut) in ``docs/found_lost_tokencut.md`` §3; checked against
-golden vectors produced with the official code.
+Re-implemented from the paper (Wang et al., "Self-Supervised Transformers for
+Unsupervised Object Discovery using Normalized Cut", CVPR 2022) and the
+behaviour of the official ``object_discovery.ncut`` (YangtaoWANG95/TokenCut);
+checked against golden vectors produced with the official code. Method notes
+and results: ``configs/tokencut/README.md``.
 """
-import math
 from typing import NamedTuple, Sequence
 
 from torch import Tensor
 
-from .ncut import ncut_from_keys
-from .utils import (check_grid_hw, check_keys, connected_components,
-                    first_argmax)
+from .ncut import ncut_confidence, ncut_from_keys
+from .utils import check_grid_hw, check_keys, component_containing, first_argmax
 
-__all__ = ['TokenCutResult', 'tokencut', 'ncut_confidence']
+__all__ = ['TokenCutResult', 'tokencut']
 
 
 class TokenCutResult(NamedTuple):
@@ -53,35 +53,6 @@ class TokenCutResult(NamedTuple):
     solver: str
 
 
-def ncut_confidence(eigvals) -> float:
-    """Confidence that a graph has one well-defined salient partition.
-
-    ``confidence = clip(1 - λ2 / λ3, 0, 1)``, the relative eigengap of the
-    generalized problem (``λ1 = 0 <= λ2 <= λ3``; ``λ2`` is the relaxed
-    normalized-cut cost of the best split, ``λ3`` that of the best split
-    independent of it).
-
-    * ~0: the best cut is no better than the next one - featureless,
-      constant, noise-like or edge-less graphs (where ``λ2`` alone can be
-      misleadingly small: an isolated patch is a "perfect" cluster), so the
-      mask is arbitrary. Use it to reject images without an object (TokenCut
-      issue #20).
-    * ~1: one clearly separated object (``λ2 << λ3``).
-    * Several distinct objects are each a good cut, which lowers the value
-      (e.g. ~0.4 for two objects); MaskCut's later stages then recover them.
-
-    Args:
-        eigvals (Sequence[float] | Tensor): ``(λ2, λ3)``.
-
-    Returns:
-        float: In ``[0, 1]``; 0 if ``λ3`` is missing (NaN) or not positive.
-    """
-    lam2, lam3 = (float(v) for v in eigvals[:2])
-    if not (math.isfinite(lam2) and math.isfinite(lam3)) or lam3 <= 0:
-        return 0.0
-    return float(min(1.0, max(0.0, 1.0 - lam2 / lam3)))
-
-
 def tokencut(keys: Tensor,
              grid_hw: Sequence[int],
              tau: float = 0.2,
@@ -113,8 +84,9 @@ def tokencut(keys: Tensor,
             CLS), ``N = h * w`` row-major; float32/float64, any device (numpy
             arrays are accepted).
         grid_hw (Sequence[int]): ``(h, w)`` patch grid.
-        tau (float): Cosine-similarity threshold (0.2 in TokenCut).
-        eps (float): Weight of non-edges.
+        tau (float): Cosine-similarity threshold (0.2 in TokenCut), in
+            ``[-1, 1)`` (``[0, 1)`` with ``binary_graph=False``).
+        eps (float): Weight of non-edges, in ``(0, 1)`` (1e-5).
         binary_graph (bool): False = TokenCut's ``--no-binary-graph``.
         solver (str): ``'auto'``, ``'dense'`` or ``'lanczos'``.
         backend (str): ``'auto'``, ``'scipy'`` or ``'torch'``.
@@ -122,12 +94,17 @@ def tokencut(keys: Tensor,
     Returns:
         TokenCutResult: fields ``mask, seed, eigvec, eigvals, bipartition,
         degree, labels, eigval, confidence, solver``.
+
+    Raises:
+        ValueError: For invalid keys or a NaN/inf/out-of-range ``tau`` or
+            ``eps``.
+        MemoryError: If the ``N x N`` graph cannot fit in memory (raised
+            before allocating; resize the image).
     """
     h, w = grid_hw = check_grid_hw(grid_hw)
     keys = check_keys(keys, grid_hw)
     cut = ncut_from_keys(
-        keys, tau=tau, eps=eps, binary_graph=binary_graph, solver=solver,
-        backend=backend)
+        keys, tau=tau, eps=eps, binary_graph=binary_graph, solver=solver, backend=backend)
     x = cut.eigvec
     bip = cut.bipartition
     seed = first_argmax(x.abs())
@@ -136,8 +113,7 @@ def tokencut(keys: Tensor,
         x = -x
         bip = ~bip
     bip_hw = bip.reshape(h, w)
-    labels, _ = connected_components(bip_hw)
-    mask = labels == labels.reshape(-1)[seed]
+    mask, labels = component_containing(bip_hw, seed, return_labels=True)
     lam2 = float(cut.eigvals[0])
     return TokenCutResult(
         mask=mask,

@@ -9,139 +9,33 @@ keys of a frozen DINO ViT ``(B, D, h, w)`` to one foreground logit per patch:
 ``init_cfg=dict(type='Pretrained', checkpoint=...)`` or after conversion with
 ``tools/model_converters/found_decoder_to_mmuol.py``.
 
+Reading the weights (:func:`~mmuol.localization.load_found_decoder`), the
+forward (:func:`~mmuol.localization.found_decoder_logits`) and the
+post-processing (:func:`~mmuol.localization.found_foreground`) are the
+host-free core shared with the mmdet adapter; this module adds the mmseg
+head, its upsampling and FOUND's pseudo-label losses.
+
 The head also works on any backbone's feature map (``in_channels`` from the
 config) as a plain binary mmseg head (``out_channels=1``).
-
-Besides the head this module holds FOUND's evaluation post-processing
-(:func:`found_single_component`), shared by :class:`FOUNDSegmentor` and the
-benchmark script.
 """
-import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from scipy import ndimage
 from torch import Tensor
 
-__all__ = [
-    'FOUNDHead', 'convert_found_decoder_state_dict', 'load_found_decoder',
-    'found_single_component'
-]
+from mmuol.localization import found_decoder_logits, load_found_decoder
 
-#: Loss weights of the official recipe (``configs/found_DUTS-TR.yaml``):
+__all__ = ['FOUNDHead', 'FOUND_LOSS_WEIGHTS']
+
+#: Default pseudo-label loss weights (the single place they are defined): FOUND's
 #: ``w_bs_loss`` for the bilateral-solver self-loss, 1.0 for the background
-#: pseudo-label loss, ``w_self_loss`` for the self-training loss.
+#: pseudo-label loss, ``w_self_loss`` for the self-training loss. The training
+#: config states the recipe explicitly.
 FOUND_LOSS_WEIGHTS = dict(bs=1.5, bkg=1.0, self=4.0)
-
-
-def convert_found_decoder_state_dict(checkpoint: dict,
-                                     prefix: str = 'conv_seg.'
-                                     ) -> Dict[str, Tensor]:
-    """Extract FOUND decoder weights from any supported checkpoint layout.
-
-    Accepted layouts:
-
-    * official FOUND: ``{"decoder": {"weight", "bias"}}``;
-    * mmseg / mmengine: ``{"state_dict": {"decode_head.conv_seg.weight",
-      ...}}`` (e.g. written by the converter or by training);
-    * flat: ``{"conv_seg.weight", ...}``, ``{"decoder.weight", ...}`` or
-      ``{"weight", "bias"}``.
-
-    Args:
-        checkpoint (dict): The loaded checkpoint.
-        prefix (str): Key prefix of the returned dict.
-
-    Returns:
-        dict[str, Tensor]: ``{prefix + 'weight': (1, D, 1, 1), prefix +
-        'bias': (1,)}``.
-
-    Raises:
-        KeyError: If no decoder weights are found.
-    """
-    if not isinstance(checkpoint, dict):
-        raise KeyError(f'expected a dict checkpoint, got {type(checkpoint)}')
-    sd = checkpoint
-    if isinstance(sd.get('decoder'), dict):
-        sd = sd['decoder']
-    elif isinstance(sd.get('state_dict'), dict):
-        sd = sd['state_dict']
-    candidates = ('decode_head.conv_seg.', 'conv_seg.', 'decoder.', '')
-    for cand in candidates:
-        w, b = sd.get(cand + 'weight'), sd.get(cand + 'bias')
-        if isinstance(w, Tensor) and isinstance(b, Tensor):
-            return {prefix + 'weight': w, prefix + 'bias': b}
-    raise KeyError(
-        'no FOUND decoder weights found: expected {"decoder": {"weight", '
-        '"bias"}} (official decoder_weights.pt), an mmseg checkpoint with '
-        '"decode_head.conv_seg.weight/bias", or flat "weight"/"bias"; got '
-        f'keys {sorted(sd)[:10]}')
-
-
-def load_found_decoder(conv: torch.nn.Conv2d, checkpoint: str) -> None:
-    """Load FOUND decoder weights from a file or URL into a 1x1 conv.
-
-    Args:
-        conv (nn.Conv2d): ``Conv2d(D, 1, 1)`` to fill.
-        checkpoint (str): Path or URL of the checkpoint (any layout accepted
-            by :func:`convert_found_decoder_state_dict`).
-
-    Raises:
-        FileNotFoundError: A local file that does not exist.
-        ValueError: The weights do not fit ``conv`` (wrong channel count).
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(
-            f'FOUND decoder checkpoint {checkpoint!r} not found. The released '
-            'weights are data/weights/decoder_weights.pt in '
-            'https://github.com/valeoai/FOUND (2.7 KB).')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    sd = convert_found_decoder_state_dict(ckpt, prefix='')
-    w, b = sd['weight'], sd['bias']
-    if tuple(w.shape) != tuple(conv.weight.shape) or \
-            tuple(b.shape) != tuple(conv.bias.shape):
-        raise ValueError(
-            f'FOUND decoder weights in {checkpoint} have shapes weight '
-            f'{tuple(w.shape)}, bias {tuple(b.shape)} but the head expects '
-            f'{tuple(conv.weight.shape)}, {tuple(conv.bias.shape)}; check '
-            '`in_channels` (384 for ViT-S, 768 for ViT-B).')
-    with torch.no_grad():
-        conv.weight.copy_(w)
-        conv.bias.copy_(b)
-
-
-def found_single_component(binary: np.ndarray) -> np.ndarray:
-    """FOUND's ``single`` evaluation mode on a binary prediction.
-
-    As ``evaluation/saliency.py`` of the official code: label the 4-connected
-    components of the prediction (label 0 = predicted background included),
-    order them by pixel count with ``np.argsort`` (same tie-breaking), drop
-    the component overlapping the predicted background most (label 0, or
-    the smallest entry when there is no background pixel), and keep the
-    largest remaining one. An empty prediction is returned unchanged.
-
-    Args:
-        binary (np.ndarray): ``(H, W)`` bool / 0-1 prediction.
-
-    Returns:
-        np.ndarray: ``(H, W)`` bool mask of the kept component.
-    """
-    binary = np.asarray(binary) != 0
-    labeled, num = ndimage.label(binary)
-    if num == 0:
-        return binary
-    nb_pixel = np.bincount(labeled.ravel(), minlength=num + 1)
-    order = np.argsort(nb_pixel)
-    # Overlap with the predicted background: only label 0 has any, and
-    # argmax of all zeros (no background pixel) picks position 0.
-    overlap = np.where(order == 0, nb_pixel[0], 0)
-    order = np.delete(order, int(np.argmax(overlap)))
-    return labeled == order[-1]
 
 
 @MODELS.register_module()
@@ -166,10 +60,12 @@ class FOUNDHead(BaseDecodeHead):
         patch_size (int, optional): Feature stride; logits are upsampled by
             this factor at inference. ``None`` resizes to the padded input
             shape like other mmseg heads. Defaults to 8.
-        threshold (float): Foreground threshold on the sigmoid. Defaults to
-            0.5 (FOUND).
+        threshold (float): Foreground threshold on the sigmoid, used by
+            :class:`FOUNDSegmentor` for inference and for the training
+            pseudo-labels. Defaults to 0.5 (FOUND).
         loss_weights (dict, optional): Weights of the pseudo-label losses
-            ``bs`` / ``bkg`` / ``self``. Defaults to FOUND's 1.5 / 1.0 / 4.0.
+            ``bs`` / ``bkg`` / ``self``; missing keys take
+            :data:`FOUND_LOSS_WEIGHTS` (FOUND's 1.5 / 1.0 / 4.0).
         loss_decode (dict): mmseg loss for the supervised ``loss`` path.
             Defaults to sigmoid cross-entropy.
         init_cfg (dict, optional): ``dict(type='Pretrained',
@@ -186,12 +82,10 @@ class FOUNDHead(BaseDecodeHead):
                  threshold: float = 0.5,
                  loss_weights: Optional[Dict[str, float]] = None,
                  loss_decode: dict = dict(
-                     type='CrossEntropyLoss', use_sigmoid=True,
-                     loss_weight=1.0),
+                     type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
-        for key in ('channels', 'num_classes', 'out_channels',
-                    'dropout_ratio'):
+        for key in ('channels', 'num_classes', 'out_channels', 'dropout_ratio'):
             if key in kwargs:
                 raise TypeError(f'FOUNDHead fixes `{key}` (one logit from '
                                 f'in_channels, no dropout); got {key}='
@@ -199,8 +93,7 @@ class FOUNDHead(BaseDecodeHead):
         if not isinstance(in_channels, int) or in_channels <= 0:
             raise ValueError(f'in_channels must be a positive int, got '
                              f'{in_channels!r}')
-        if patch_size is not None and (not isinstance(patch_size, int)
-                                       or patch_size <= 0):
+        if patch_size is not None and (not isinstance(patch_size, int) or patch_size <= 0):
             raise ValueError(f'patch_size must be a positive int or None, '
                              f'got {patch_size!r}')
         super().__init__(
@@ -227,10 +120,13 @@ class FOUNDHead(BaseDecodeHead):
     # weights
     # ------------------------------------------------------------------ #
     def _pretrained_checkpoint(self) -> Optional[str]:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else \
-            [self.init_cfg]
+        """The ``checkpoint`` of a ``Pretrained`` ``init_cfg`` (None without one)."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         for cfg in cfgs:
             if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+                if 'checkpoint' not in cfg:
+                    raise KeyError(f'FOUNDHead init_cfg {dict(cfg)} has no `checkpoint` key '
+                                   "(e.g. checkpoint='checkpoints/found/decoder_weights.pt')")
                 return cfg['checkpoint']
         return None
 
@@ -238,18 +134,32 @@ class FOUNDHead(BaseDecodeHead):
         """Load FOUND decoder weights for a ``Pretrained`` ``init_cfg``.
 
         mmengine's ``PretrainedInit`` expects a flat state dict; the official
-        file nests the weights under ``"decoder"``, so the head loads it.
+        file nests the weights under ``"decoder"``, so the head reads it with
+        :func:`~mmuol.localization.load_found_decoder` (any layout it knows).
+
+        Raises:
+            FileNotFoundError: The checkpoint file does not exist.
+            ValueError: The weights do not fit ``in_channels``.
         """
         checkpoint = self._pretrained_checkpoint()
         if checkpoint is None:
             super().init_weights()
             return
-        if self._is_init:
+        if self.is_init:
             return
-        load_found_decoder(self.conv_seg, checkpoint)
-        print_log(f'FOUNDHead: loaded decoder weights from {checkpoint}',
-                  logger='current')
-        self._is_init = True
+        weights = load_found_decoder(checkpoint)
+        conv = self.conv_seg
+        if weights['weight'].shape != conv.weight.shape:
+            raise ValueError(
+                f'FOUND decoder weights in {checkpoint} have shape '
+                f'{tuple(weights["weight"].shape)} but FOUNDHead(in_channels={self.in_channels}) '
+                f'expects {tuple(conv.weight.shape)}; set `in_channels` to the backbone width '
+                '(384 for ViT-S, 768 for ViT-B).')
+        with torch.no_grad():
+            conv.weight.copy_(weights['weight'])
+            conv.bias.copy_(weights['bias'])
+        print_log(f'FOUNDHead: loaded decoder weights from {checkpoint}', logger='current')
+        self.is_init = True
 
     # ------------------------------------------------------------------ #
     # forward / inference
@@ -268,14 +178,11 @@ class FOUNDHead(BaseDecodeHead):
             inputs = [inputs]
         x = self._transform_inputs(inputs)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'FOUNDHead(in_channels={self.in_channels}) got features of '
-                f'shape {tuple(x.shape)}; expected (B, {self.in_channels}, '
-                'h, w)')
-        return self.cls_seg(x)
+            raise ValueError(f'FOUNDHead(in_channels={self.in_channels}) got features of shape '
+                             f'{tuple(x.shape)}; expected (B, {self.in_channels}, h, w)')
+        return found_decoder_logits(x, self.conv_seg.weight, self.conv_seg.bias)
 
-    def predict_by_feat(self, seg_logits: Tensor,
-                        batch_img_metas: List[dict]) -> Tensor:
+    def predict_by_feat(self, seg_logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Upsample patch logits to the (padded) input resolution.
 
         With ``patch_size`` set: ``F.interpolate(scale_factor=patch_size,
@@ -297,22 +204,17 @@ class FOUNDHead(BaseDecodeHead):
         size = meta.get('pad_shape') or meta['img_shape']
         size = tuple(int(s) for s in size[:2])
         up = F.interpolate(
-            seg_logits,
-            scale_factor=self.patch_size,
-            mode='bilinear',
-            align_corners=False)
+            seg_logits, scale_factor=self.patch_size, mode='bilinear', align_corners=False)
         if up.shape[-2] < size[0] or up.shape[-1] < size[1]:
-            raise ValueError(
-                f'logits of {tuple(seg_logits.shape[-2:])} patches x '
-                f'{self.patch_size} px do not cover the input {size}; is '
-                '`patch_size` the backbone stride?')
+            raise ValueError(f'logits of {tuple(seg_logits.shape[-2:])} patches x '
+                             f'{self.patch_size} px do not cover the input {size}; is '
+                             '`patch_size` the backbone stride?')
         return up[..., :size[0], :size[1]]
 
     # ------------------------------------------------------------------ #
     # training
     # ------------------------------------------------------------------ #
-    def loss_by_pseudo_labels(self, seg_logits: Tensor,
-                              targets: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    def loss_by_pseudo_labels(self, seg_logits: Tensor, targets: Dict[str, Tensor]) -> dict:
         """FOUND's weighted BCE losses against pseudo-labels.
 
         Each term is ``weight * BCEWithLogits(logits, target)`` averaged over
@@ -333,21 +235,17 @@ class FOUNDHead(BaseDecodeHead):
         losses = {}
         for key, target in targets.items():
             if key not in self.loss_weights:
-                raise KeyError(f'unknown pseudo-label {key!r}; expected one '
-                               f'of {sorted(self.loss_weights)}')
+                raise KeyError(f'unknown pseudo-label {key!r}; expected one of '
+                               f'{sorted(self.loss_weights)}')
             if target.shape != logits.shape:
-                raise ValueError(f'target {key!r} has shape '
-                                 f'{tuple(target.shape)}, logits '
+                raise ValueError(f'target {key!r} has shape {tuple(target.shape)}, logits '
                                  f'{tuple(logits.shape)}')
-            losses[f'loss_{key}'] = self.loss_weights[key] * \
-                F.binary_cross_entropy_with_logits(
-                    logits, target.to(logits.dtype))
+            bce = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
+            losses[f'loss_{key}'] = self.loss_weights[key] * bce
         return losses
 
     @staticmethod
-    def num_parameters(module: torch.nn.Module,
-                       trainable_only: bool = False) -> int:
+    def num_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
         """Number of parameters of a module (385 for the ViT-S head)."""
         params: Sequence[torch.nn.Parameter] = list(module.parameters())
-        return sum(p.numel() for p in params
-                   if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in params if p.requires_grad or not trainable_only)

@@ -37,11 +37,11 @@ largest non-background component of the 0.5-binarised map, ``'multi'`` keeps
 the soft map; ``bilateral_solver=True`` refines the binarised map against the
 image (``get_all_cc`` in ``multi`` mode, IoU gate 0.5).
 """
+import inspect
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub
 from mmengine.structures import PixelData
@@ -52,45 +52,101 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
-from mmuol.localization import found_background
-from mmuol.localization.bilateral_solver import batch_bilateral_solver
-from .found_head import found_single_component
+from mmuol.localization import (batch_bilateral_solver, bilateral_solver, found_background,
+                                found_foreground)
+from mmuol.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ['FOUNDSegmentor']
 
-#: Defaults of the official training recipe (``configs/found_DUTS-TR.yaml``).
-DEFAULT_TRAIN_CFG = dict(
-    bkg_tau=0.3,  # found.bkg_th
-    bkg_head_weights=True,  # apply_weights
-    stop_bkg_loss=100,  # training.stop_bkg_loss
-    bilateral_solver=dict(
-        sigma_spatial=16, sigma_luma=16, sigma_chroma=8, iou_gate=0.5))
+# Defaults live in one place each: the schedule switch here; the background
+# threshold, head weighting, solver sigmas and IoU gate in the core functions'
+# signatures (``found_background``, ``batch_bilateral_solver``), which the
+# empty dicts below defer to; the loss weights and threshold in FOUNDHead. The
+# recipe is spelt out in the configs: evaluation in
+# configs/_base_/models/found_dino-vits8.py, training in
+# configs/found/found_dino-vits8_1xb50-500it_duts-tr.py.
 
-#: Defaults of the official saliency evaluation.
+#: Training defaults: ``stop_bkg_loss`` (steps with background pseudo-labels),
+#: ``background`` (keyword arguments of ``found_background``) and
+#: ``bilateral_solver`` (keyword arguments of ``batch_bilateral_solver``).
+DEFAULT_TRAIN_CFG = dict(stop_bkg_loss=100, background=dict(), bilateral_solver=dict())
+
+#: Test defaults: ``saliency_mode`` (``'single'`` | ``'multi'``), whether to
+#: refine with the ``bilateral_solver`` and its ``bilateral_solver_cfg``
+#: (keyword arguments of ``batch_bilateral_solver``).
 DEFAULT_TEST_CFG = dict(
-    mode='whole',
-    saliency_mode='single',
-    bilateral_solver=False,
-    bilateral_solver_cfg=dict(
-        sigma_spatial=16, sigma_luma=16, sigma_chroma=8, iou_gate=0.5))
+    mode='whole', saliency_mode='single', bilateral_solver=False, bilateral_solver_cfg=dict())
 
+_SALIENCY_MODES = ('single', 'multi')
+#: found_foreground's component selection for each saliency mode.
+_COMPONENT = dict(single='single', multi='all')
 _FEATURES = ('q', 'k', 'v')
 
 #: FOUND's ``NORMALIZE`` (0-1 scale), used to replay its training crops'
 #: float32 un-normalisation for the bilateral solver.
-_FOUND_MEAN = (0.485, 0.456, 0.406)
-_FOUND_STD = (0.229, 0.224, 0.225)
+_FOUND_MEAN, _FOUND_STD = IMAGENET_MEAN, IMAGENET_STD
 
 
-def _merge(default: dict, cfg: Optional[dict]) -> ConfigDict:
+def _keyword_names(*funcs) -> set:
+    """Names of the keyword arguments the functions accept."""
+    names = set()
+    for func in funcs:
+        for param in inspect.signature(func).parameters.values():
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                names.add(param.name)
+    return names
+
+
+#: Settings a config may give the solver (``get_all_cc`` and ``return_used``
+#: are FOUND's fixed choices per call site).
+_SOLVER_KEYS = _keyword_names(batch_bilateral_solver, bilateral_solver) - {
+    'images', 'masks', 'image', 'target', 'grid', 'get_all_cc', 'return_used'
+}
+_BACKGROUND_KEYS = _keyword_names(found_background) - {'cls_attn', 'keys', 'grid_hw'}
+_TRAIN_KEYS = dict(stop_bkg_loss=None, background=_BACKGROUND_KEYS, bilateral_solver=_SOLVER_KEYS)
+# mode / crop_size / stride are mmseg's EncoderDecoder inference settings.
+_TEST_KEYS = dict(
+    mode=None,
+    crop_size=None,
+    stride=None,
+    saliency_mode=None,
+    bilateral_solver=None,
+    bilateral_solver_cfg=_SOLVER_KEYS)
+#: Keys of earlier mmuol versions, with their new place.
+_RENAMED = dict(bkg_tau='background.tau', bkg_head_weights='background.head_weights')
+
+
+def _merge(name: str, default: dict, cfg: Optional[dict],
+           allowed: Dict[str, Optional[set]]) -> ConfigDict:
+    """``default`` updated by ``cfg`` (nested dicts merged), unknown keys rejected.
+
+    Args:
+        name (str): ``'train_cfg'`` or ``'test_cfg'`` (for messages).
+        default (dict): Default settings.
+        cfg (dict, optional): The config's settings.
+        allowed (dict[str, set | None]): Accepted keys; a set lists the
+            accepted sub-keys of a dict-valued setting.
+
+    Returns:
+        ConfigDict: The merged settings.
+
+    Raises:
+        KeyError: A misspelt or unknown key (a typo must not be ignored).
+    """
     out = ConfigDict(default)
-    if cfg:
-        for key, value in dict(cfg).items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                sub = dict(out[key])
-                sub.update(value)
-                value = sub
-            out[key] = value
+    for key, value in dict(cfg or {}).items():
+        if key not in allowed:
+            hint = f' (renamed to {name}.{_RENAMED[key]})' if key in _RENAMED else ''
+            raise KeyError(f'FOUNDSegmentor: unknown {name} key {key!r}{hint}; accepted keys: '
+                           f'{sorted(allowed)}')
+        sub_keys = allowed[key]
+        if sub_keys is not None:
+            unknown = set(dict(value)) - sub_keys
+            if unknown:
+                raise KeyError(f'FOUNDSegmentor: unknown {name}.{key} keys {sorted(unknown)}; '
+                               f'accepted: {sorted(sub_keys)}')
+            value = dict(out.get(key) or {}, **dict(value))
+        out[key] = value
     return out
 
 
@@ -99,18 +155,24 @@ class FOUNDSegmentor(EncoderDecoder):
     """FOUND: a frozen DINO ViT + a 1x1-conv head on its last-block keys.
 
     Args:
-        backbone (dict): A ViT exposing ``forward_last_block`` (``DINOViT``).
-        decode_head (dict): Usually ``FOUNDHead``.
+        backbone (dict): A ViT exposing ``last_block_maps`` (``DINOViT``).
+        decode_head (dict): Usually ``FOUNDHead`` (its ``threshold``
+            binarises predictions and training masks).
         feature (str): Which last-block features feed the head and the
             training-time background discovery: ``'k'`` (FOUND's
             ``found.feats``), ``'q'`` or ``'v'``. Defaults to ``'k'``.
-        train_cfg (dict, optional): ``bkg_tau`` (0.3), ``bkg_head_weights``
-            (True), ``stop_bkg_loss`` (100 steps),
-            ``bilateral_solver=dict(sigma_spatial=16, sigma_luma=16,
-            sigma_chroma=8, iou_gate=0.5)``.
-        test_cfg (dict, optional): ``mode='whole'``,
-            ``saliency_mode='single' | 'multi'``, ``bilateral_solver``
-            (False) and ``bilateral_solver_cfg`` (same keys as above).
+        train_cfg (dict, optional): ``stop_bkg_loss`` (steps trained on
+            background pseudo-labels, default 100), ``background`` (keyword
+            arguments of :func:`~mmuol.localization.found_background`:
+            ``tau``, ``head_weights``) and ``bilateral_solver`` (keyword
+            arguments of :func:`~mmuol.localization.batch_bilateral_solver`:
+            ``sigma_spatial``, ``sigma_luma``, ``sigma_chroma``, ``iou_gate``,
+            ...). Unset values take those functions' defaults, which are
+            FOUND's. Unknown keys raise a ``KeyError``.
+        test_cfg (dict, optional): ``mode='whole'``, ``saliency_mode``
+            (``'single'``, default, or ``'multi'``), ``bilateral_solver``
+            (False) and ``bilateral_solver_cfg`` (solver keyword arguments,
+            as in ``train_cfg``).
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` with
             ImageNet mean/std, ``bgr_to_rgb=True``, ``pad_val=0``.
         neck, auxiliary_head, pretrained, init_cfg: As
@@ -129,69 +191,61 @@ class FOUNDSegmentor(EncoderDecoder):
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if neck is not None or auxiliary_head is not None:
-            raise ValueError('FOUNDSegmentor takes no neck / auxiliary_head: '
-                             'the head reads the last-block keys directly')
+            raise ValueError('FOUNDSegmentor takes no neck / auxiliary_head: the head reads the '
+                             'last-block keys directly')
         if feature not in _FEATURES:
-            raise ValueError(f'feature must be one of {_FEATURES}, got '
-                             f'{feature!r}')
+            raise ValueError(f'feature must be one of {_FEATURES}, got {feature!r}')
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
-            train_cfg=_merge(DEFAULT_TRAIN_CFG, train_cfg),
-            test_cfg=_merge(DEFAULT_TEST_CFG, test_cfg),
+            train_cfg=_merge('train_cfg', DEFAULT_TRAIN_CFG, train_cfg, _TRAIN_KEYS),
+            test_cfg=_merge('test_cfg', DEFAULT_TEST_CFG, test_cfg, _TEST_KEYS),
             data_preprocessor=data_preprocessor,
             pretrained=pretrained,
             init_cfg=init_cfg)
-        if not hasattr(self.backbone, 'forward_last_block'):
+        if not hasattr(self.backbone, 'last_block_maps'):
             raise TypeError(
-                f'{type(self.backbone).__name__} has no forward_last_block(); '
-                'FOUNDSegmentor needs a DINOViT-like backbone. For another '
-                "backbone's feature maps use type='EncoderDecoder' with "
-                'FOUNDHead.')
-        if self.test_cfg.saliency_mode not in ('single', 'multi'):
-            raise ValueError("test_cfg.saliency_mode must be 'single' or "
-                             f"'multi', got {self.test_cfg.saliency_mode!r}")
+                f'{type(self.backbone).__name__} has no last_block_maps(); FOUNDSegmentor '
+                "needs a DINOViT-like backbone. For another backbone's feature maps use "
+                "type='EncoderDecoder' with FOUNDHead.")
+        if self.test_cfg.saliency_mode not in _SALIENCY_MODES:
+            raise ValueError(f'test_cfg.saliency_mode must be one of {_SALIENCY_MODES}, got '
+                             f'{self.test_cfg.saliency_mode!r}')
         self.feature = feature
         self.patch_size = int(self.backbone.patch_size)
         head_ps = getattr(self.decode_head, 'patch_size', None)
         if head_ps is not None and head_ps != self.patch_size:
-            raise ValueError(f'decode_head.patch_size={head_ps} differs from '
-                             f'the backbone patch size {self.patch_size}')
+            raise ValueError(f'decode_head.patch_size={head_ps} differs from the backbone patch '
+                             f'size {self.patch_size}')
         self._num_loss_calls = 0
 
     # ------------------------------------------------------------------ #
     # features
     # ------------------------------------------------------------------ #
-    def _pad_to_patch(self, inputs: Tensor) -> Tensor:
-        """Zero-pad (normalised space = mean colour) bottom/right to a
-        multiple of the patch size, as ``make_input_divisible``; images
-        smaller than one patch become one patch."""
-        p = self.patch_size
-        pad_h, pad_w = (-inputs.shape[-2]) % p, (-inputs.shape[-1]) % p
-        if pad_h or pad_w:
-            inputs = F.pad(inputs, (0, pad_w, 0, pad_h))
-        return inputs
-
-    def _last_block(self, inputs: Tensor, with_cls_attn: bool
-                    ) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
+    def _last_block(self, inputs: Tensor,
+                    with_cls_attn: bool) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
         """Last-block features ``(B, D, h, w)`` and CLS->patch attention.
 
-        Only the CLS query's attention row is computed (``with_attn='cls'``),
-        the part of DINO's ``get_last_selfattention`` that FOUND reads, so the
+        :meth:`DINOViT.last_block_maps`: the input is zero-padded
+        (normalised space: the mean colour) at the bottom/right to a multiple
+        of the patch size, as FOUND's ``make_input_divisible``; an image
+        smaller than one patch becomes one patch. Only the CLS query's
+        attention row is computed, the part of DINO's
+        ``get_last_selfattention`` that FOUND reads, so the
         ``(B, heads, T, T)`` matrix is never materialised.
+
+        Args:
+            inputs (Tensor): ``(B, 3, H, W)`` normalised images.
+            with_cls_attn (bool): Also return the CLS attention.
+
+        Returns:
+            tuple: ``(B, D, h, w)`` features, ``(B, heads, h * w)`` CLS
+            attention (or None) and the grid ``(h, w)``.
         """
-        x = self._pad_to_patch(inputs)
         grad = any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(grad and self.training):
-            out = self.backbone.forward_last_block(
-                x, with_qkv=True, with_attn='cls' if with_cls_attn else False)
-        h, w = out.grid_hw
-        npre = out.num_prefix_tokens
-        feats = {'q': out.q, 'k': out.k, 'v': out.v}[self.feature]
-        bsz = feats.shape[0]
-        fmap = feats[:, npre:].transpose(1, 2).reshape(bsz, -1, h, w)
-        cls_attn = out.cls_attn if with_cls_attn else None  # (B, heads, h*w)
-        return fmap.contiguous(), cls_attn, (h, w)
+            out = self.backbone.last_block_maps(inputs, self.feature, with_cls_attn)
+        return out.maps[self.feature], out.cls_attn, out.grid_hw
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """Last-block patch keys as ``[(B, D, h, w)]``."""
@@ -218,8 +272,13 @@ class FOUNDSegmentor(EncoderDecoder):
     def solver_images(self, inputs: Tensor, rounding: bool = False) -> Tensor:
         """Un-normalise network inputs to ``(B, 3, H, W)`` uint8 RGB.
 
+        The preprocessor's public ``mean`` / ``std`` buffers (present only
+        when it normalises) and ``channel_conversion`` flag say how the
+        inputs were made.
+
         Args:
-            inputs (Tensor): Normalised inputs from the data preprocessor.
+            inputs (Tensor): ``(B, 3, H, W)`` inputs from the data
+                preprocessor.
             rounding (bool): Round to the nearest integer (recovers the
                 original pixels exactly; FOUND's evaluation uses the original
                 image). False reproduces FOUND's training path bit for bit:
@@ -229,14 +288,14 @@ class FOUNDSegmentor(EncoderDecoder):
                 which turns a fraction of the values into ``k - 1``.
 
         Returns:
-            Tensor: uint8 images on the CPU.
+            Tensor: ``(B, 3, H, W)`` uint8 images on the CPU.
         """
         pre = self.data_preprocessor
-        if getattr(pre, '_enable_normalize', False):
-            x = inputs.float() * pre.std + pre.mean
-        else:
-            x = inputs.float()
-        if getattr(pre, 'channel_conversion', False) is False:
+        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
+        x = inputs.float()
+        if mean is not None and std is not None:
+            x = x * std + mean
+        if not getattr(pre, 'channel_conversion', False):
             # Inputs were not converted: mmcv loads BGR.
             x = x[:, [2, 1, 0]]
         x = x.detach().cpu().clamp(0, 255).round()  # the uint8 pixels
@@ -246,22 +305,22 @@ class FOUNDSegmentor(EncoderDecoder):
         # datasets.utils.unnormalize, ToPILImage's mul(255).byte()); the
         # truncation errors depend on these exact operations, not only on
         # the value of the un-normalised pixel.
-        mean = torch.tensor(_FOUND_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(_FOUND_STD).view(1, 3, 1, 1)
-        x = (x.div(255) - mean) / std
-        x = (x * std + mean).mul(255)
+        found_mean = torch.tensor(_FOUND_MEAN).view(1, 3, 1, 1)
+        found_std = torch.tensor(_FOUND_STD).view(1, 3, 1, 1)
+        x = (x.div(255) - found_mean) / found_std
+        x = (x * found_std + found_mean).mul(255)
         return x.clamp(0, 255).to(torch.uint8)  # truncating cast
 
     @torch.no_grad()
-    def pseudo_labels(self, inputs: Tensor, seg_logits: Tensor,
-                      cls_attn: Optional[Tensor], keys: Tensor,
-                      cur_iter: int) -> Tuple[Dict[str, Tensor], dict]:
+    def pseudo_labels(self, inputs: Tensor, seg_logits: Tensor, cls_attn: Optional[Tensor],
+                      keys: Tensor, cur_iter: int) -> Tuple[Dict[str, Tensor], dict]:
         """FOUND's on-the-fly training targets.
 
         Args:
             inputs (Tensor): ``(B, 3, H, W)`` normalised crops.
             seg_logits (Tensor): ``(B, 1, h, w)`` logits.
-            cls_attn (Tensor | None): ``(B, heads, h*w)`` CLS attention.
+            cls_attn (Tensor | None): ``(B, heads, h*w)`` CLS attention
+                (needed while ``cur_iter < stop_bkg_loss``).
             keys (Tensor): ``(B, D, h, w)`` last-block keys.
             cur_iter (int): Current optimizer step.
 
@@ -271,28 +330,27 @@ class FOUNDSegmentor(EncoderDecoder):
             the solver).
         """
         cfg = self.train_cfg
-        bs_cfg = dict(cfg.bilateral_solver)
-        iou_gate = bs_cfg.pop('iou_gate', 0.5)
+        solver_cfg = dict(cfg.bilateral_solver)
         images = self.solver_images(inputs, rounding=False)
-        preds_mask = (seg_logits.detach()[:, 0].sigmoid() > 0.5).float()
+        threshold = self.decode_head.threshold
+        preds_mask = (seg_logits.detach()[:, 0].sigmoid() > threshold).float()
         bs_self, used_self = batch_bilateral_solver(
-            images, preds_mask.cpu(), get_all_cc=True, iou_gate=iou_gate,
-            return_used=True, **bs_cfg)
+            images, preds_mask.cpu(), get_all_cc=True, return_used=True, **solver_cfg)
         targets = {'bs': bs_self.to(seg_logits.device)}
         # Fractions of masks the solver replaced (IoU gate passed).
         logs = {'bs_used_self': float(np.mean(used_self)), 'bs_used_bkg': 0.0}
         if cur_iter < cfg.stop_bkg_loss:
+            if cls_attn is None:
+                raise ValueError(f'step {cur_iter} < stop_bkg_loss={cfg.stop_bkg_loss} needs the '
+                                 'CLS attention for the background pseudo-labels')
             bsz, dim, h, w = keys.shape
             flat = keys.reshape(bsz, dim, h * w).transpose(1, 2)
             obj = torch.stack([
-                found_background(
-                    cls_attn[i], flat[i], (h, w), tau=cfg.bkg_tau,
-                    head_weights=cfg.bkg_head_weights).object_mask
+                found_background(cls_attn[i], flat[i], (h, w), **cfg.background).object_mask
                 for i in range(bsz)
             ]).float()
             bs_bkg, used_bkg = batch_bilateral_solver(
-                images, obj.cpu(), get_all_cc=True, iou_gate=iou_gate,
-                return_used=True, **bs_cfg)
+                images, obj.cpu(), get_all_cc=True, return_used=True, **solver_cfg)
             targets['bkg'] = bs_bkg.to(seg_logits.device)
             logs['bs_used_bkg'] = float(np.mean(used_bkg))
         else:
@@ -315,8 +373,7 @@ class FOUNDSegmentor(EncoderDecoder):
         need_bkg = cur_iter < self.train_cfg.stop_bkg_loss
         keys, cls_attn, _ = self._last_block(inputs, with_cls_attn=need_bkg)
         seg_logits = self.decode_head.forward([keys])
-        targets, logs = self.pseudo_labels(inputs, seg_logits, cls_attn,
-                                           keys.detach(), cur_iter)
+        targets, logs = self.pseudo_labels(inputs, seg_logits, cls_attn, keys.detach(), cur_iter)
         losses = self.decode_head.loss_by_pseudo_labels(seg_logits, targets)
         # Inactive terms are logged as 0 (else the logger repeats their last
         # value after the switch at ``stop_bkg_loss``).
@@ -329,18 +386,23 @@ class FOUNDSegmentor(EncoderDecoder):
     # ------------------------------------------------------------------ #
     # inference
     # ------------------------------------------------------------------ #
-    def predict(self,
-                inputs: Tensor,
-                data_samples: OptSampleList = None) -> SampleList:
-        """Saliency prediction as ``SegDataSample`` (see
-        :meth:`postprocess_result`)."""
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Saliency prediction as ``SegDataSample`` (see :meth:`postprocess_result`).
+
+        Args:
+            inputs (Tensor): ``(B, 3, H, W)`` normalised images.
+            data_samples (list[SegDataSample], optional): Samples with metas;
+                without them the input size is the image size.
+
+        Returns:
+            list[SegDataSample]: One prediction per image.
+        """
         if data_samples is not None:
             batch_img_metas = [s.metainfo for s in data_samples]
         else:
             shape = tuple(inputs.shape[2:])
             batch_img_metas = [
-                dict(ori_shape=shape, img_shape=shape, pad_shape=shape,
-                     padding_size=[0, 0, 0, 0])
+                dict(ori_shape=shape, img_shape=shape, pad_shape=shape, padding_size=[0, 0, 0, 0])
             ] * inputs.shape[0]
         seg_logits = self.inference(inputs, batch_img_metas)
         return self.postprocess_result(seg_logits, data_samples, inputs)
@@ -351,20 +413,25 @@ class FOUNDSegmentor(EncoderDecoder):
                            inputs: Optional[Tensor] = None) -> SampleList:
         """Crop, sigmoid and FOUND's single/multi post-processing.
 
-        Each returned sample holds:
+        Per image, the padding is cropped, a test-time flip or resize undone,
+        and :func:`~mmuol.localization.found_foreground` applied to the
+        pixel-level logits (``component='single'`` or ``'all'``). Each
+        returned sample holds:
 
         * ``seg_logits``: ``(1, H, W)`` sigmoid foreground probability (the
           mmseg convention for ``out_channels=1``);
         * ``pred_saliency``: ``(1, H, W)`` float map that FOUND's evaluation
           scores (single: the kept component; multi: the soft map; with the
           bilateral solver: its gated binary output);
-        * ``pred_sem_seg``: ``(1, H, W)`` int64, ``pred_saliency > 0.5``.
+        * ``pred_sem_seg``: ``(1, H, W)`` int64 binary prediction (single:
+          the kept component; multi: ``prob > threshold``; with the solver:
+          its output).
 
         Args:
             seg_logits (Tensor): ``(B, 1, H_pad, W_pad)`` upsampled logits.
             data_samples (list[SegDataSample], optional): Samples with metas.
-            inputs (Tensor, optional): Normalised inputs (needed for the
-                bilateral solver).
+            inputs (Tensor, optional): ``(B, 3, H_pad, W_pad)`` normalised
+                inputs (needed for the bilateral solver).
 
         Returns:
             list[SegDataSample]: Predictions at ``ori_shape``.
@@ -377,46 +444,44 @@ class FOUNDSegmentor(EncoderDecoder):
         use_bs = bool(cfg.get('bilateral_solver', False))
         if use_bs and inputs is None:
             raise ValueError('the bilateral solver needs the input images')
-        images = self.solver_images(inputs, rounding=True) if use_bs \
-            else None
+        images = self.solver_images(inputs, rounding=True) if use_bs else None
         for i in range(bsz):
             logits = seg_logits[i:i + 1].float()
             meta = {} if only_prediction else data_samples[i].metainfo
-            pad = meta.get('img_padding_size', meta.get('padding_size'))
-            pad = pad or [0, 0, 0, 0]
-            H, W = logits.shape[-2:]
+            pad = meta.get('img_padding_size', meta.get('padding_size')) or [0, 0, 0, 0]
+            height, width = logits.shape[-2:]
             left, right, top, bottom = (int(v) for v in pad)
-            logits = logits[..., top:H - bottom, left:W - right]
+            logits = logits[..., top:height - bottom, left:width - right]
             img_hw = tuple(logits.shape[-2:])
-            image = images[i][:, top:H - bottom, left:W - right] \
-                if use_bs else None
+            image = images[i][:, top:height - bottom, left:width - right] if use_bs else None
             if meta.get('flip', False):
                 # Test-time flip: undo it (the solver image too).
-                dims = (-1, ) if meta.get('flip_direction',
-                                          'horizontal') == 'horizontal' \
-                    else (-2, )
+                horizontal = meta.get('flip_direction', 'horizontal') == 'horizontal'
+                dims = (-1, ) if horizontal else (-2, )
                 logits = logits.flip(dims)
                 image = image.flip(dims) if image is not None else None
             ori_hw = tuple(int(s) for s in meta.get('ori_shape', img_hw)[:2])
             if ori_hw != img_hw:
                 # A resizing test pipeline: back to the original resolution.
-                logits = resize(logits, size=ori_hw, mode='bilinear',
-                                align_corners=self.align_corners,
-                                warning=False)
-            soft = logits[0].sigmoid()  # (1, H, W)
-            binary = soft[0] > self.decode_head.threshold
-            if cfg.saliency_mode == 'single':
-                kept = found_single_component(binary.cpu().numpy())
-                saliency = torch.from_numpy(kept).to(soft)[None]
-            else:
-                saliency = soft
+                logits = resize(
+                    logits,
+                    size=ori_hw,
+                    mode='bilinear',
+                    align_corners=self.align_corners,
+                    warning=False)
+            fg = found_foreground(logits[0, 0], self.decode_head.threshold,
+                                  _COMPONENT[cfg.saliency_mode])
             if use_bs:
-                saliency = self._refine(image, binary, img_hw, ori_hw)
-                saliency = saliency.to(soft)[None]
+                mask = self._refine(image, fg.binary, img_hw, ori_hw).to(fg.prob) > 0.5
+                saliency = mask.to(fg.prob)
+            elif cfg.saliency_mode == 'single':
+                mask, saliency = fg.mask, fg.mask.to(fg.prob)
+            else:
+                mask, saliency = fg.mask, fg.prob
             data_samples[i].set_data({
-                'seg_logits': PixelData(data=soft),
-                'pred_saliency': PixelData(data=saliency),
-                'pred_sem_seg': PixelData(data=(saliency > 0.5).long()),
+                'seg_logits': PixelData(data=fg.prob[None]),
+                'pred_saliency': PixelData(data=saliency[None]),
+                'pred_sem_seg': PixelData(data=mask[None].long()),
             })
         return data_samples
 
@@ -435,17 +500,17 @@ class FOUNDSegmentor(EncoderDecoder):
             Tensor: ``(H, W)`` refined mask (0/1), or ``binary`` if the IoU
             gate fails.
         """
-        bs_cfg = dict(self.test_cfg.bilateral_solver_cfg)
-        iou_gate = bs_cfg.pop('iou_gate', 0.5)
         img = image
         if img_hw != ori_hw:
-            img = resize(img[None].float(), size=ori_hw, mode='bilinear',
-                         align_corners=False, warning=False)[0]
+            img = resize(
+                img[None].float(), size=ori_hw, mode='bilinear', align_corners=False,
+                warning=False)[0]
             img = img.round().clamp(0, 255).to(torch.uint8)
         refined = batch_bilateral_solver(
-            img[None], binary[None].float().cpu(),
+            img[None],
+            binary[None].float().cpu(),
             get_all_cc=self.test_cfg.saliency_mode == 'multi',
-            iou_gate=iou_gate, **bs_cfg)
+            **self.test_cfg.bilateral_solver_cfg)
         return refined[0]
 
     @torch.no_grad()
@@ -459,8 +524,6 @@ class FOUNDSegmentor(EncoderDecoder):
             Tensor: ``(B, 1, H, W)`` sigmoid maps (FOUND's ``multi`` map).
         """
         height, width = inputs.shape[-2:]
-        keys = self.extract_feat(inputs)
-        logits = self.decode_head.forward(keys)
-        up = F.interpolate(logits, scale_factor=self.patch_size,
-                           mode='bilinear', align_corners=False)
-        return up[..., :height, :width].sigmoid()
+        logits = self.decode_head.forward(self.extract_feat(inputs))
+        meta = dict(img_shape=(height, width), pad_shape=(height, width))
+        return self.decode_head.predict_by_feat(logits, [meta]).sigmoid()

@@ -1,7 +1,7 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """Saliency metric for MMSegmentation (pixel accuracy, IoU, max F-beta, MAE).
 
-A thin mmseg adapter over :mod:`mmuol.evaluation.functional`: per image it
+A thin mmseg adapter over :mod:`mmuol.evaluation`: per image it
 keeps only a 255-value F curve and a few scalars (never the maps), so it
 scales to DUTS-TE / DUT-OMRON and gathers across ranks.
 
@@ -34,17 +34,14 @@ from mmengine.utils import mkdir_or_exist
 from mmseg.registry import METRICS
 from PIL import Image
 
-from mmuol.evaluation.functional import (SALIENCY_CONVENTIONS,
-                                         aggregate_saliency,
-                                         saliency_image_stats)
+from mmuol.evaluation import SALIENCY_CONVENTIONS, aggregate_saliency, saliency_image_stats
 
 __all__ = ['SaliencyMetric']
 
 #: Reported per convention, as ``<convention>_<name>``.
 DEFAULT_METRICS = ('max_fbeta', 'iou', 'accuracy', 'mae')
-_ALL_METRICS = ('max_fbeta', 'mean_max_fbeta', 'max_mean_fbeta',
-                'adaptive_fbeta', 'fbeta_half', 'iou', 'accuracy', 'mae',
-                'mae_soft', 'mae_binary')
+_ALL_METRICS = ('max_fbeta', 'mean_max_fbeta', 'max_mean_fbeta', 'adaptive_fbeta', 'fbeta_half',
+                'iou', 'accuracy', 'mae', 'mae_soft', 'mae_binary')
 
 
 def _saliency_map(sample: dict, pred_key: str) -> torch.Tensor:
@@ -140,11 +137,9 @@ class SaliencyMetric(BaseMetric):
             pred = pred.squeeze(0).cpu().numpy() if pred.dim() == 3 \
                 else pred.cpu().numpy()
             if self.output_dir is not None:
-                name = osp.splitext(osp.basename(
-                    sample.get('img_path', f'{len(self.results)}')))[0]
-                Image.fromarray(
-                    np.round(np.clip(pred, 0, 1) * 255).astype(np.uint8)
-                ).save(osp.join(self.output_dir, f'{name}.png'))
+                name = osp.splitext(osp.basename(sample.get('img_path', f'{len(self.results)}')))[0]
+                Image.fromarray(np.round(np.clip(pred, 0, 1) * 255).astype(np.uint8)).save(
+                    osp.join(self.output_dir, f'{name}.png'))
             if self.format_only:
                 continue
             if 'gt_sem_seg' not in sample:
@@ -155,16 +150,14 @@ class SaliencyMetric(BaseMetric):
             gt = gt.squeeze(0) if gt.dim() == 3 else gt
             gt = gt.cpu().numpy()
             if pred.shape != gt.shape:
-                raise ValueError(
-                    f'prediction {pred.shape} and ground truth {gt.shape} of '
-                    f'{sample.get("img_path")} differ in size; saliency is '
-                    'scored at the original GT resolution')
+                raise ValueError(f'prediction {pred.shape} and ground truth {gt.shape} of '
+                                 f'{sample.get("img_path")} differ in size; saliency is '
+                                 'scored at the original GT resolution')
             result = {
                 conv: saliency_image_stats(pred, gt, conv, self.beta_sq)
                 for conv in self.conventions
             }
-            result['nonbinary_gt'] = bool(
-                not np.isin(np.unique(gt), (0, 255)).all())
+            result['nonbinary_gt'] = bool(not np.isin(np.unique(gt), (0, 255)).all())
             self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
@@ -187,8 +180,7 @@ class SaliencyMetric(BaseMetric):
             agg = aggregate_saliency([r[conv] for r in results], conv)
             for name in self.metrics:
                 out[f'{conv}_{name}'] = float(agg[name])
-            lines.append(f'{conv}: ' + ', '.join(
-                f'{k}={agg[k]:.4f}' for k in _ALL_METRICS))
+            lines.append(f'{conv}: ' + ', '.join(f'{k}={agg[k]:.4f}' for k in _ALL_METRICS))
         nonbinary = sum(r['nonbinary_gt'] for r in results)
         lines.append(f'{len(results)} images, {nonbinary} GT masks with '
                      'values outside {0, 255} (tokencut: >0 is foreground, '

@@ -10,10 +10,15 @@ import numpy as np
 PathLike = Union[str, Path]
 
 
-def synthetic_image(height: int, width: int, box: Sequence[int], seed: int = 0,
-                    rng: Optional[np.random.Generator] = None,
-                    background: Tuple[int, int] = (20, 90),
-                    foreground: Tuple[int, int] = (180, 255)) -> np.ndarray:
+def synthetic_image(
+    height: int,
+    width: int,
+    box: Sequence[int],
+    seed: int = 0,
+    rng: Optional[np.random.Generator] = None,
+    background: Tuple[int, int] = (20, 90),
+    foreground: Tuple[int, int] = (180, 255)
+) -> np.ndarray:
     """A noisy background with one bright rectangle.
 
     Args:
@@ -41,8 +46,8 @@ def _save_rgb(path: PathLike, img: np.ndarray) -> None:
     cv2.imwrite(str(path), img[..., ::-1])
 
 
-def make_coco_detection(root: PathLike,
-                        sizes: Sequence[Tuple[int, int]] = ((64, 48), (56, 72))) -> str:
+def make_coco_detection(
+    root: PathLike, sizes: Sequence[Tuple[int, int]] = ((64, 48), (56, 72))) -> str:
     """Write ``root/images/*.jpg`` and ``root/annotations.json`` (one class).
 
     Args:
@@ -59,17 +64,25 @@ def make_coco_detection(root: PathLike,
         _save_rgb(root / 'images' / f'{i}.jpg', synthetic_image(h, w, box, seed=i))
         images.append(dict(id=i, file_name=f'{i}.jpg', height=h, width=w))
         annotations.append(
-            dict(id=i, image_id=i, category_id=1, iscrowd=0, area=float((w // 2) * (h // 2)),
-                 bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
+            dict(
+                id=i,
+                image_id=i,
+                category_id=1,
+                iscrowd=0,
+                area=float((w // 2) * (h // 2)),
+                bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
     ann_file = root / 'annotations.json'
-    ann_file.write_text(json.dumps(dict(
-        images=images, annotations=annotations,
-        categories=[dict(id=1, name='object', supercategory='object')])))
+    ann_file.write_text(
+        json.dumps(
+            dict(
+                images=images,
+                annotations=annotations,
+                categories=[dict(id=1, name='object', supercategory='object')])))
     return str(ann_file)
 
 
-def make_semseg_dataset(root: PathLike,
-                        sizes: Sequence[Tuple[int, int]] = ((48, 40), (40, 56))) -> List[str]:
+def make_semseg_dataset(
+    root: PathLike, sizes: Sequence[Tuple[int, int]] = ((48, 40), (40, 56))) -> List[str]:
     """Write ``root/img_dir/*.jpg`` and ``root/ann_dir/*.png`` (labels 0/1).
 
     Returns:

@@ -3,49 +3,20 @@
 import contextlib
 import ctypes
 import importlib.util
-import json
 from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import torch
 
-from .golden import GOLDEN_ROOT, golden_path
+# The golden loaders live in .golden (shared by all areas); re-exported here.
+from .golden import golden_names, golden_path, load_golden
 
-__all__ = [
-    'load_golden', 'golden_names', 'maskcut_features', 'single_threaded'
-]
-
-
-def golden_names(area: str, pattern: str) -> List[str]:
-    """Sorted file names in ``tests/data/golden/<area>`` matching a glob."""
-    return sorted(p.name for p in (GOLDEN_ROOT / area).glob(pattern))
-
-
-def load_golden(name: str) -> Tuple[Dict[str, np.ndarray], dict]:
-    """Load ``tests/data/golden/<area>/<file>.npz``.
-
-    Args:
-        name (str): ``'<area>/<file>'`` with or without ``.npz``, e.g.
-            ``'found_lost_tokencut/lost_14x14_d384_ps16_k100'``.
-
-    Returns:
-        tuple[dict, dict]: The arrays (``meta_json`` removed) and the parsed
-        ``meta_json`` (empty dict if absent).
-    """
-    area, _, fname = name.partition('/')
-    if not fname.endswith('.npz'):
-        fname += '.npz'
-    with np.load(golden_path(area, fname), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays.pop('meta_json'))) \
-        if 'meta_json' in arrays else {}
-    return arrays, meta
+__all__ = ['load_golden', 'golden_names', 'maskcut_features', 'single_threaded']
 
 
 def _gen_features_module():
     path = golden_path('maskcut', 'gen_features.py')
-    spec = importlib.util.spec_from_file_location('_mmuol_maskcut_gen',
-                                                  str(path))
+    spec = importlib.util.spec_from_file_location('_mmuol_maskcut_gen', str(path))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -54,16 +25,18 @@ def _gen_features_module():
 def maskcut_features(arrays: Dict[str, np.ndarray]) -> np.ndarray:
     """Rebuild a MaskCut golden case's features ``(d, h*w)`` float32.
 
-    Uses the shipped ``gen_features.py`` recipe and checks the SHA-256
-    stored in the file (raises ``AssertionError`` on mismatch).
+    Uses the shipped ``gen_features.py`` recipe and checks the SHA-256 and
+    the ``feats_sample`` (``feats[:4, :16]``) stored in the file (raises
+    ``AssertionError`` on mismatch).
     """
     gen = _gen_features_module()
     feats = gen.build_features(arrays['label_map'], arrays['proto_codes'],
-                               int(arrays['noise_seed']),
-                               int(arrays['noise_amp']))
+                               int(arrays['noise_seed']), int(arrays['noise_amp']))
     digest = gen.sha256_of(feats)
     assert digest == str(arrays['feats_sha256']), \
         'MaskCut golden features do not reproduce (SHA-256 mismatch)'
+    assert np.array_equal(feats[:4, :16], arrays['feats_sample']), \
+        'MaskCut golden features do not reproduce (feats_sample mismatch)'
     return feats
 
 
@@ -72,10 +45,8 @@ def _openblas_handles() -> List[Tuple[ctypes.CDLL, str, str]]:
     (numpy and scipy each bundle their own), found via /proc/self/maps."""
     names = [('openblas_set_num_threads64_', 'openblas_get_num_threads64_'),
              ('openblas_set_num_threads', 'openblas_get_num_threads'),
-             ('scipy_openblas_set_num_threads64_',
-              'scipy_openblas_get_num_threads64_'),
-             ('scipy_openblas_set_num_threads',
-              'scipy_openblas_get_num_threads')]
+             ('scipy_openblas_set_num_threads64_', 'scipy_openblas_get_num_threads64_'),
+             ('scipy_openblas_set_num_threads', 'scipy_openblas_get_num_threads')]
     try:
         with open('/proc/self/maps') as f:
             paths = {ln.split()[-1] for ln in f if 'openblas' in ln.lower()}

@@ -19,12 +19,12 @@ SALIENCY_LAYOUTS: Dict[str, Tuple[str, str, str, str]] = {
     'ecssd': ('ECSSD', 'images', 'ground_truth_mask', 'ECSSDDataset'),
     'duts-te': ('DUTS-TE', 'DUTS-TE-Image', 'DUTS-TE-Mask', 'DUTSDataset'),
     'duts-tr': ('DUTS-TR', 'DUTS-TR-Image', 'DUTS-TR-Mask', 'DUTSDataset'),
-    'dut-omron': ('DUT-OMRON', 'DUT-OMRON-image', 'pixelwiseGT-new-PNG',
-                  'DUTOMRONDataset'),
+    'dut-omron': ('DUT-OMRON', 'DUT-OMRON-image', 'pixelwiseGT-new-PNG', 'DUTOMRONDataset'),
 }
 
 
-def synthetic_saliency_pair(height: int, width: int,
+def synthetic_saliency_pair(height: int,
+                            width: int,
                             seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """One image with a salient ellipse and its mask.
 
@@ -46,8 +46,7 @@ def synthetic_saliency_pair(height: int, width: int,
     mask = ((yy - cy) / ry)**2 + ((xx - cx) / rx)**2 <= 1.0
     bg = rng.uniform(30, 90, size=3)
     fg = rng.uniform(170, 240, size=3)
-    img = np.where(mask[..., None], fg, bg) + rng.normal(
-        0, 12, size=(height, width, 3))
+    img = np.where(mask[..., None], fg, bg) + rng.normal(0, 12, size=(height, width, 3))
     # A smooth gradient so the background is not flat.
     img += (xx / max(width - 1, 1) * 20)[..., None]
     img = np.clip(img, 0, 255).astype(np.uint8)
@@ -56,9 +55,7 @@ def synthetic_saliency_pair(height: int, width: int,
 
 def make_saliency_dataset(root: PathLike,
                           layout: str = 'ecssd',
-                          sizes: Sequence[Tuple[int, int]] = ((40, 48),
-                                                              (48, 40),
-                                                              (56, 64)),
+                          sizes: Sequence[Tuple[int, int]] = ((40, 48), (48, 40), (56, 64)),
                           with_masks: bool = True,
                           seed: int = 0) -> Dict[str, Union[str, List[str]]]:
     """Write a tiny saliency dataset in a released layout.
@@ -90,8 +87,7 @@ def make_saliency_dataset(root: PathLike,
     for i, (h, w) in enumerate(sizes):
         stem = f'{layout.replace("-", "_")}_{i:04d}'
         img, mask = synthetic_saliency_pair(h, w, seed=seed + i)
-        Image.fromarray(img).save(data_root / img_dir / f'{stem}.jpg',
-                                  quality=95)
+        Image.fromarray(img).save(data_root / img_dir / f'{stem}.jpg', quality=95)
         if with_masks:
             Image.fromarray(mask).save(data_root / seg_dir / f'{stem}.png')
         stems.append(stem)
@@ -105,8 +101,7 @@ def make_saliency_dataset(root: PathLike,
 
 #: A 2-block ViT with 3 heads of 16 dims (same shape as the golden DINO
 #: model), random weights.
-TINY_VIT_ARCH = dict(patch_size=8, embed_dim=48, depth=2, num_heads=3,
-                     img_size=32)
+TINY_VIT_ARCH = dict(patch_size=8, embed_dim=48, depth=2, num_heads=3, img_size=32)
 
 
 def tiny_found_segmentor_cfg(patch_size: int = 8, **kwargs) -> dict:
@@ -134,7 +129,6 @@ def tiny_found_segmentor_cfg(patch_size: int = 8, **kwargs) -> dict:
             size_divisor=patch_size,
             test_cfg=dict(size_divisor=patch_size)),
         backbone=dict(type='DINOViT', arch=arch, init_cfg=None),
-        decode_head=dict(type='FOUNDHead', in_channels=48,
-                         patch_size=patch_size))
+        decode_head=dict(type='FOUNDHead', in_channels=48, patch_size=patch_size))
     cfg.update(kwargs)
     return cfg

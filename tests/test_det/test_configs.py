@@ -9,7 +9,7 @@ from glob import glob
 
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope, init_default_scope
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -55,9 +55,13 @@ def _load(path: str) -> Config:
 
 
 def _strip_init_cfg(obj):
-    """Drop every ``init_cfg`` (no weights are downloaded in tests)."""
+    """Drop every ``init_cfg`` and open_clip ``pretrained`` tag (no weights
+    are downloaded in tests)."""
     if isinstance(obj, dict):
-        return {k: _strip_init_cfg(v) for k, v in obj.items() if k != 'init_cfg'}
+        out = {k: _strip_init_cfg(v) for k, v in obj.items() if k != 'init_cfg'}
+        if out.get('type') == 'MaskCLIPBackbone':
+            out['pretrained'] = None
+        return out
     if isinstance(obj, (list, tuple)):
         return type(obj)(_strip_init_cfg(v) for v in obj)
     return obj
@@ -70,7 +74,8 @@ def _build_model(cfg: Config):
         importlib.import_module(mod)
     init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
-    model_cfg = _strip_init_cfg(cfg.model.to_dict())
+    # ConfigDict: mmdet detectors read e.g. train_cfg.rpn as attributes.
+    model_cfg = ConfigDict(_strip_init_cfg(cfg.model.to_dict()))
     with DefaultScope.overwrite_default_scope(scope):
         try:
             # Shape-only parameters: building ViT-B/8 for real is slow.
@@ -100,7 +105,7 @@ def test_config_builds(path):
         pad = cfg.model.data_preprocessor.pad_size_divisor
         assert model.backbone.patch_size == pad
         if type(model.localizer).__name__ == 'FOUNDHeadLocalizer':
-            # The released decoder takes ViT-S keys.
+            # The released decoder takes ViT-S keys (the build checks the match).
             assert model.localizer.decoder.weight.shape == \
                 (1, model.backbone.embed_dims, 1, 1) == (1, 384, 1, 1)
 
@@ -113,10 +118,15 @@ def test_corloc_protocol(path):
     method, bb, ds = re.match(r'.*/([\w-]+)_dino-(\w+)_(\w+)\.py$', path).groups()
     assert cfg.default_scope == 'mmdet'
     assert cfg.custom_imports == dict(imports=['mmuol.det'], allow_failed_imports=False)
-    assert cfg.default_hooks.visualization.type == 'DetVisualizationHook'
+    assert cfg.default_hooks.visualization.type == 'CorLocVisualizationHook'
+    # A frozen model cannot be wrapped in DistributedDataParallel.
+    assert cfg.model_wrapper_cfg == dict(type='MMSeparateDistributedDataParallel')
     model = cfg.model
     assert model.type == 'UnsupervisedLocalizer'
     assert model.localizer.type == METHODS[method][1]
+    if method == 'found':
+        assert model.localizer.in_channels == 384  # stated, not taken from the backbone
+    assert model.max_patches == 128 * 128
     assert model.backbone.arch == f'dino_{bb}'
     assert model.backbone.init_cfg == dict(type='Pretrained', checkpoint=f'dino_{bb}')
     pre = model.data_preprocessor
@@ -125,15 +135,21 @@ def test_corloc_protocol(path):
     loader = cfg.test_dataloader
     assert loader.batch_size == 1
     assert loader.dataset.ann_file == DATASETS[ds]
+    assert loader.dataset.skip_invalid is False  # the mmdet default: stop on a bad file
     steps = [t['type'] for t in loader.dataset.pipeline]
-    assert steps == ['LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs']
+    assert steps == ['LoadCorLocImageFromFile', 'LoadAnnotations', 'PackDetInputs']
     meta_keys = loader.dataset.pipeline[-1]['meta_keys']
-    assert {'img_shape', 'ori_shape', 'scale_factor'} <= set(meta_keys)
+    assert {'img_shape', 'ori_shape', 'scale_factor', 'img_path'} <= set(meta_keys)
+    assert {'skip_invalid', 'invalid_reason'} <= set(meta_keys)
     assert cfg.test_evaluator == dict(type='CorLocMetric', iou_thr=0.5, hard=True)
 
+    from mmdet.registry import DATASETS as DET_DATASETS
+    from mmdet.registry import HOOKS, METRICS, TRANSFORMS
+
     import mmuol.det  # noqa: F401
-    from mmdet.registry import DATASETS as DET_DATASETS, METRICS
     assert DET_DATASETS.get(loader.dataset.type) is not None
+    assert TRANSFORMS.get(steps[0]) is not None
+    assert HOOKS.get(cfg.default_hooks.visualization.type) is not None
     init_default_scope('mmdet')
     METRICS.build(cfg.test_evaluator)
 

@@ -1,9 +1,12 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """CorLocMetric: LOST's protocol (golden IoUs), hard / no-hard, top-1 box."""
+import logging
+
 import numpy as np
 import pytest
 import torch
 from mmdet.registry import METRICS
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import mmuol.det  # noqa: F401
@@ -42,7 +45,7 @@ def test_golden_lost_bbox_iou():
     metric = METRICS.build(dict(type='CorLocMetric'))
     samples = [_sample(box, gold['gt_boxes']) for box in gold['pred_boxes']]
     metric.process({}, samples)
-    assert [hit for _, hit in metric.results] == gold['corloc_hit'].tolist()
+    assert [hit for _, hit, _ in metric.results] == gold['corloc_hit'].tolist()
     res = metric.compute_metrics(metric.results)
     assert res['num_images'] == 5
     assert res['corloc'] == pytest.approx(100 * gold['corloc_hit'].mean())
@@ -103,3 +106,32 @@ def test_fractional_boxes_and_bad_args():
     with pytest.raises(ValueError, match='iou_thr'):
         CorLocMetric(iou_thr=0.0)
     assert _evaluate(CorLocMetric(), [])['num_images'] == 0
+
+
+def test_invalid_images_are_counted_not_evaluated():
+    """Images skipped at load time (dataset_meta) and at test time
+    (invalid_reason) are neither hits nor misses; their count is logged."""
+    metric = CorLocMetric()
+    metric.dataset_meta = dict(
+        classes=('foreground', ), invalid_images=['a.xml: malformed XML (no element found)'])
+    bad = _sample(np.zeros((0, 4)), [[0, 0, 10, 10]])
+    bad['invalid_reason'] = 'cannot read image b.jpg: OSError: image file is truncated'
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        res = _evaluate(metric, [
+            bad,
+            _sample([0, 0, 10, 10], [[0, 0, 10, 10]]),
+            _sample([50, 50, 60, 60], [[0, 0, 10, 10]]),
+        ])
+    finally:
+        logger.removeHandler(handler)
+    assert res == dict(corloc=50.0, num_images=2, num_hits=1, num_skipped=2)
+    warned = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and '2 invalid images skipped' in warned[0]
+    assert 'a.xml' in warned[0] and 'b.jpg' in warned[0]
+    # Nothing skipped: the usual three keys only.
+    assert 'num_skipped' not in _evaluate(CorLocMetric(), [_sample([0, 0, 1, 1], [[0, 0, 1, 1]])])

@@ -1,5 +1,6 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """UnsupervisedLocalizer and its adapters: core parity, batching, rescale."""
+import inspect
 import json
 
 import numpy as np
@@ -9,9 +10,8 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
 from mmengine.registry import init_default_scope
 
-import mmuol.det  # noqa: F401  (registers into mmdet)
-from mmuol.det.localizer import (BaseLocalizerAdapter, FOUNDHeadLocalizer, LocalizerOutput,
-                                 PatchFeatures, load_found_decoder)
+from mmuol.det import (DEFAULT_MAX_PATCHES, BaseLocalizerAdapter, FOUNDHeadLocalizer,
+                       LocalizerOutput, PatchFeatures, UnsupervisedLocalizer)
 from mmuol.localization import (dino_seg, found_background, largest_component, lost, mask_to_box,
                                 maskcut, tokencut)
 from mmuol.testing import golden_path
@@ -24,7 +24,7 @@ LOCALIZERS = {
     'DINOSegLocalizer': dict(head=1),
     'FOUNDBkgLocalizer': dict(tau=0.3),
     'MaskCutLocalizer': dict(num_masks=3, tau=0.15),
-    'FOUNDHeadLocalizer': dict(),
+    'FOUNDHeadLocalizer': dict(in_channels=48),
 }
 
 
@@ -46,7 +46,8 @@ def _write_decoder(path, channels=48, seed=0):
     return str(path)
 
 
-def _build(name, tmp_path=None, **kwargs):
+def _build(name, tmp_path=None, model_kwargs=None, **kwargs):
+    """A tiny detector; ``kwargs`` go to the localizer, ``model_kwargs`` to the model."""
     loc = dict(type=name, **LOCALIZERS.get(name, {}))
     if name == 'FOUNDHeadLocalizer':
         loc['decoder_checkpoint'] = _write_decoder(tmp_path / 'dec.pt')
@@ -61,7 +62,8 @@ def _build(name, tmp_path=None, **kwargs):
                 mean=[123.675, 116.28, 103.53],
                 std=[58.395, 57.12, 57.375],
                 bgr_to_rgb=True,
-                pad_size_divisor=PS)))
+                pad_size_divisor=PS),
+            **(model_kwargs or {})))
     model.init_weights()
     return model.eval()
 
@@ -105,7 +107,8 @@ def test_predict_contract(name, tmp_path):
         assert pred.scores.shape == (k, ) and pred.labels.shape == (k, )
         assert (pred.labels == 0).all()
         assert pred.masks.shape == (k, h, w) and pred.masks.dtype == torch.bool
-        assert k <= (3 if name == 'MaskCutLocalizer' else 1)
+        # Every image holds one bright rectangle: an empty result is a failure.
+        assert 1 <= k <= (3 if name == 'MaskCutLocalizer' else 1)
         for box, mask in zip(pred.bboxes, pred.masks):
             assert mask.any()
             if name != 'DINOSegLocalizer':  # DINO-seg boxes are not clipped
@@ -202,19 +205,38 @@ def test_found_head_matches_official_uod(tmp_path):
 
 
 def test_found_head_weight_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='decoder_weights.pt'):
-        load_found_decoder(str(tmp_path / 'missing.pt'))
-    head = FOUNDHeadLocalizer(in_channels=48)
     feats = PatchFeatures(torch.randn(12, 48), None, (3, 4), 8, (24, 32))
+    # A missing file names the config key to set.
+    head = FOUNDHeadLocalizer(in_channels=48, decoder_checkpoint=str(tmp_path / 'missing.pt'))
+    with pytest.raises(FileNotFoundError, match='model.localizer.decoder_checkpoint'):
+        head.init_weights()
+    head = FOUNDHeadLocalizer(in_channels=48)
     with pytest.raises(RuntimeError, match='decoder_checkpoint'):
         head(feats)
     head = FOUNDHeadLocalizer(
         in_channels=48, decoder_checkpoint=_write_decoder(tmp_path / 'd.pt', channels=384))
-    with pytest.raises(ValueError, match='384'):
+    with pytest.raises(ValueError, match='384-channel keys.*in_channels is 48'):
         head.init_weights()
     torch.save({'foo': torch.zeros(1)}, str(tmp_path / 'bad.pt'))
-    with pytest.raises(KeyError, match='decoder'):
-        load_found_decoder(str(tmp_path / 'bad.pt'))
+    head = FOUNDHeadLocalizer(in_channels=48, decoder_checkpoint=str(tmp_path / 'bad.pt'))
+    with pytest.raises(KeyError, match='bad.pt'):
+        head.init_weights()
+    with pytest.raises(ValueError, match='in_channels'):
+        FOUNDHeadLocalizer(in_channels=0)
+
+
+def test_found_head_uses_the_core(tmp_path, monkeypatch):
+    """The adapter's forward is found_decoder_logits + found_foreground."""
+    import mmuol.det.localizers as localizers
+    calls = []
+    for name in ('found_decoder_logits', 'found_foreground'):
+        fn = getattr(localizers, name)
+        monkeypatch.setattr(
+            localizers, name, lambda *a, _fn=fn, _n=name, **k: calls.append(_n) or _fn(*a, **k))
+    head = FOUNDHeadLocalizer(in_channels=48, decoder_checkpoint=_write_decoder(tmp_path / 'd.pt'))
+    head.init_weights()
+    head(PatchFeatures(torch.randn(12, 48), None, (3, 4), 8, (24, 32)))
+    assert calls == ['found_decoder_logits', 'found_foreground']
 
 
 def test_found_head_weights_from_detector_checkpoint(tmp_path):
@@ -225,12 +247,16 @@ def test_found_head_weights_from_detector_checkpoint(tmp_path):
         dict(
             type='UnsupervisedLocalizer',
             backbone=tiny_dino_vit_cfg(),
-            localizer=dict(type='FOUNDHead', decoder_checkpoint=str(tmp_path / 'none.pt'))))
+            localizer=dict(
+                type='FOUNDHeadLocalizer',
+                in_channels=48,
+                decoder_checkpoint=str(tmp_path / 'none.pt'))))
     fresh.load_state_dict(state)
     img = _image((48, 64), (8, 16, 40, 44), 1)
     with torch.no_grad():
         a = model.test_step(_batch([img]))[0].pred_instances
         b = fresh.eval().test_step(_batch([img]))[0].pred_instances
+    assert len(a) == 1
     torch.testing.assert_close(a.bboxes, b.bboxes)
 
 
@@ -274,27 +300,35 @@ def test_no_prediction_gives_zero_boxes():
     assert pred.masks.shape == (0, 24, 32)
 
 
-def test_short_names_and_errors(tmp_path):
-    model = MODELS.build(
+def _detector(localizer, **kwargs):
+    return MODELS.build(
         dict(
             type='UnsupervisedLocalizer',
             backbone=tiny_dino_vit_cfg(),
-            localizer=dict(type='LOST', k_patches=10)))
+            localizer=localizer,
+            **kwargs))
+
+
+def test_one_registry_name_per_class():
+    """Adapters are built by mmdet's TASK_UTILS under their class name only."""
+    model = _detector(dict(type='LOSTLocalizer', k_patches=10))
     assert type(model.localizer).__name__ == 'LOSTLocalizer'
     assert model.localizer.k_patches == 10
-    with pytest.raises(KeyError, match='Unknown localizer'):
-        MODELS.build(
-            dict(
-                type='UnsupervisedLocalizer',
-                backbone=tiny_dino_vit_cfg(),
-                localizer=dict(type='NoSuchLocalizer')))
-    # The FOUND head takes its width from the backbone.
-    head = MODELS.build(
-        dict(
-            type='UnsupervisedLocalizer',
-            backbone=tiny_dino_vit_cfg(),
-            localizer=dict(type='FOUNDHead'))).localizer
+    # No short aliases: 'FOUNDHead' is the mmseg decode head, not an adapter.
+    for alias in ('LOST', 'TokenCut', 'FOUNDHead', 'FOUND', 'MaskCut', 'NoSuchLocalizer'):
+        with pytest.raises(KeyError, match=alias):
+            _detector(dict(type=alias))
+    # Something of TASK_UTILS that is not an adapter.
+    with pytest.raises(TypeError, match='not a localizer adapter'):
+        _detector(dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4))
+
+
+def test_found_head_width_comes_from_the_config():
+    """in_channels is stated in the config; a mismatch is a clear error."""
+    head = _detector(dict(type='FOUNDHeadLocalizer', in_channels=48)).localizer
     assert head.decoder.weight.shape == (1, 48, 1, 1)
+    with pytest.raises(ValueError, match='in_channels is 384.*48-channel'):
+        _detector(dict(type='FOUNDHeadLocalizer'))  # default 384 vs the tiny ViT's 48
 
 
 def test_training_free_modes(tmp_path):
@@ -310,17 +344,90 @@ def test_training_free_modes(tmp_path):
 
 def test_image_smaller_than_patch(tmp_path):
     model = _build('LOSTLocalizer', tmp_path)
-    with pytest.raises(ValueError, match='smaller than one'):
-        model.test_step(_batch([_image((6, 20), (0, 0, 4, 4), 0)]))
+    batch = _batch([_image((6, 20), (0, 0, 4, 4), 0)], [dict(img_path='tiny.jpg')])
+    with pytest.raises(
+            ValueError,
+            match='tiny.jpg: image of 6x20 pixels is smaller than one.*'
+            'skip_invalid=True'):
+        model.test_step(batch)
+
+
+class _NoBackbone(Exception):
+    pass
+
+
+def _forbid_backbone(model, monkeypatch):
+    """Make any backbone run fail: the checks must come first."""
+
+    def fail(*args, **kwargs):
+        raise _NoBackbone
+
+    monkeypatch.setattr(model.backbone, 'forward_last_block', fail)
+
+
+def test_max_patches_is_checked_before_the_backbone(tmp_path, monkeypatch):
+    """A too large image fails before any backbone work, saying what to do."""
+    model = _build('LOSTLocalizer', tmp_path, dict(max_patches=47))
+    _forbid_backbone(model, monkeypatch)
+    # 48x64 at patch 8: a 6x8 grid of 48 patches > 47; the small image comes first.
+    images = [_image((16, 16), (0, 0, 8, 8), 0), _image((48, 64), (8, 16, 40, 44), 1)]
+    with pytest.raises(ValueError) as info:
+        model.test_step(_batch(images, [dict(img_path='a.jpg'), dict(img_path='big.jpg')]))
+    msg = str(info.value)
+    assert 'big.jpg' in msg and '6x8 grid of 48 patches' in msg
+    assert 'max_patches=47' in msg and "type='Resize'" in msg and 'keep_ratio=True' in msg
+    # At the limit it runs (and the default is 128 x 128 patches).
+    model = _build('LOSTLocalizer', tmp_path, dict(max_patches=48))
+    with torch.no_grad():
+        assert len(model.test_step(_batch(images[1:]))[0].pred_instances) == 1
+    default = inspect.signature(UnsupervisedLocalizer).parameters['max_patches'].default
+    assert default == DEFAULT_MAX_PATCHES == 128 * 128
+    with pytest.raises(ValueError, match='max_patches'):
+        _build('LOSTLocalizer', tmp_path, dict(max_patches=0))
+
+
+def test_invalid_images_are_skipped_when_allowed(tmp_path, monkeypatch):
+    """skip_invalid in the sample: unusable images get zero boxes and a reason,
+    the others their normal result, the backbone never sees the bad ones."""
+    model = _build('LOSTLocalizer', tmp_path, dict(max_patches=47))
+    good = _image((32, 40), (8, 8, 24, 24), 2)
+    with torch.no_grad():
+        expected = model.test_step(_batch([good]))[0].pred_instances
+    seen = []
+    run = model.backbone.forward_last_block
+    monkeypatch.setattr(model.backbone, 'forward_last_block',
+                        lambda x, **k: seen.append(tuple(x.shape)) or run(x, **k))
+    images = [
+        _image((6, 20), (0, 0, 4, 4), 0),  # smaller than one patch
+        good,
+        _image((48, 64), (8, 16, 40, 44), 1),  # 48 patches > max_patches
+        _image((16, 16), (0, 0, 8, 8), 3),  # failed to decode (set by the transform)
+    ]
+    metas = [dict(skip_invalid=True)] * 3 + [dict(invalid_reason='cannot read image x.jpg')]
+    with torch.no_grad():
+        out = model.test_step(_batch(images, metas))
+    assert seen == [(1, 3, 32, 40)]
+    torch.testing.assert_close(out[1].pred_instances.bboxes, expected.bboxes)
+    assert 'invalid_reason' not in out[1]
+    for i in (0, 2, 3):
+        pred = out[i].pred_instances
+        assert pred.bboxes.shape == (0, 4) and pred.masks.shape == (0, *images[i].shape[-2:])
+    assert 'smaller than one' in out[0].invalid_reason
+    assert 'max_patches' in out[2].invalid_reason
+    assert out[3].invalid_reason == 'cannot read image x.jpg'
 
 
 def test_adapter_output_type(tmp_path):
     """Adapters can be used on their own (no detector)."""
     adapter = TASK_UTILS.build(dict(type='LOSTLocalizer'))
-    keys = torch.randn(12, 16)
+    keys = torch.randn(12, 16, generator=torch.Generator().manual_seed(0))
     res = adapter(PatchFeatures(keys, None, (3, 4), 16, (40, 60)))
     assert isinstance(res, LocalizerOutput)
-    assert res.boxes.dtype == torch.int64 and res.masks.shape[1:] == (3, 4)
+    assert res.boxes.dtype == torch.int64 and res.masks.shape == (1, 3, 4)
+    expected = lost(keys, (3, 4), k_patches=100).mask
+    assert torch.equal(res.masks[0], expected)
+    assert res.boxes.tolist() == [mask_to_box(expected, 16, (40, 60)).tolist()]
+    assert res.scores.tolist() == [1.0]
 
 
 @pytest.mark.parametrize('case,adapter', [

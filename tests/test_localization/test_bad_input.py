@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmuol.localization import (dino_seg, found_background, lost, maskcut,
-                                tokencut)
+from mmuol.localization import dino_seg, found_background, lost, maskcut, tokencut
 
 
 def _keys(n, d=16, seed=0):
@@ -34,8 +33,7 @@ def test_non_finite_features_raise(bad):
     keys[3, 2] = bad
     att = _attn(4, 12)
     for fn in (lambda: lost(keys, (3, 4)), lambda: tokencut(keys, (3, 4)),
-               lambda: maskcut(keys, (3, 4)),
-               lambda: found_background(att, keys, (3, 4))):
+               lambda: maskcut(keys, (3, 4)), lambda: found_background(att, keys, (3, 4))):
         with pytest.raises(ValueError, match='NaN or inf'):
             fn()
     att[1, 5] = bad
@@ -45,16 +43,18 @@ def test_non_finite_features_raise(bad):
         found_background(att, _keys(12), (3, 4))
 
 
-@pytest.mark.parametrize('keys,grid', [
-    (_keys(12), (3, 5)),  # N != h*w
-    (_keys(13), (3, 4)),  # CLS row left in
-    (_keys(12)[None], (3, 4)),  # wrong ndim
-    (_keys(12)[:, 0], (3, 4)),  # wrong ndim
-    (torch.zeros(0, 8), (0, 4)),  # empty grid
-    (_keys(12), (12, )),  # bad grid
-    (_keys(12), (3.0, 4)),  # non-int grid
-    (torch.zeros(12, 0), (3, 4)),  # empty feature dim
-])
+@pytest.mark.parametrize(
+    'keys,grid',
+    [
+        (_keys(12), (3, 5)),  # N != h*w
+        (_keys(13), (3, 4)),  # CLS row left in
+        (_keys(12)[None], (3, 4)),  # wrong ndim
+        (_keys(12)[:, 0], (3, 4)),  # wrong ndim
+        (torch.zeros(0, 8), (0, 4)),  # empty grid
+        (_keys(12), (12, )),  # bad grid
+        (_keys(12), (3.0, 4)),  # non-int grid
+        (torch.zeros(12, 0), (3, 4)),  # empty feature dim
+    ])
 def test_bad_shapes_raise(keys, grid):
     for fn in (lost, tokencut, maskcut):
         with pytest.raises(ValueError):
@@ -91,9 +91,9 @@ def test_zero_features():
     tc = tokencut(keys, (3, 4))
     assert tc.mask.all() and tc.confidence == 0.0
     lo = lost(keys, (3, 4))
-    assert not lo.mask.any() and lo.similars.numel() == 0  # documented
+    assert not lo.has_object and lo.similars.numel() == 0  # documented
     assert maskcut(keys, (3, 4))[0].confidence == 0.0
-    with pytest.raises(ValueError, match='degree'):
+    with pytest.raises(ValueError, match='eps'):
         tokencut(keys, (3, 4), eps=0.0)
 
 
@@ -152,5 +152,9 @@ def test_invalid_hyper_parameters():
         tokencut(keys, (3, 4), solver='magic')
     with pytest.raises(ValueError):
         dino_seg(_attn(4, 12), (3, 4), keep=0.0)
+    with pytest.raises(ValueError, match='keep'):
+        dino_seg(_attn(4, 12), (3, 4), head=0, keep=float('nan'))
+    with pytest.raises(ValueError, match='tau'):
+        found_background(_attn(4, 12), keys, (3, 4), tau=float('nan'))
     with pytest.raises(ValueError):
         lost(np.array([['a'] * 4] * 12, dtype=object), (3, 4))

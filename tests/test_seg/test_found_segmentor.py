@@ -1,20 +1,23 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """FOUNDSegmentor: key extraction, inference modes, on-the-fly training."""
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from scipy import ndimage
 
 import mmuol.seg  # noqa: F401
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
-from mmuol.localization import found_background
-from mmuol.seg.found_head import found_single_component
+from mmuol.localization import found_background, found_single_component
 from mmuol.testing.seg_data import tiny_found_segmentor_cfg
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +35,8 @@ def _official_single(binary: np.ndarray) -> np.ndarray:
     nb_pixel = [np.sum(labeled == i) for i in range(nr_objects + 1)]
     pixel_order = np.argsort(nb_pixel)
     cc = torch.stack([torch.Tensor(labeled == i) for i in pixel_order])
-    cc_background = ((((~(preds_up[None, :, :, :].bool())).float() +
-                       cc[:, None, :, :]) > 1).sum(-1).sum(-1).argmax())
+    cc_background = ((((~(preds_up[None, :, :, :].bool())).float() + cc[:, None, :, :])
+                      > 1).sum(-1).sum(-1).argmax())
     pixel_order = np.delete(pixel_order, int(cc_background.numpy()))
     return labeled == pixel_order[-1]
 
@@ -46,8 +49,7 @@ def test_single_component_matches_official():
     cases.append(two)
     cases += [rng.random((20, 30)) > p for p in (0.3, 0.5, 0.7, 0.9)]
     for binary in cases:
-        np.testing.assert_array_equal(found_single_component(binary),
-                                      _official_single(binary))
+        np.testing.assert_array_equal(found_single_component(binary), _official_single(binary))
     # Drops the background, keeps the largest foreground component.
     m = np.zeros((10, 10), bool)
     m[0:2, 0:2] = True
@@ -60,8 +62,7 @@ def test_extract_feat_returns_last_block_keys():
     model = MODELS.build(tiny_found_segmentor_cfg()).eval()
     x = torch.randn(2, 3, 40, 56)
     feats = model.extract_feat(x)
-    out = model.backbone.forward_last_block(x, with_qkv=True,
-                                            with_attn=True)
+    out = model.backbone.forward_last_block(x, with_qkv=True, with_attn=True)
     keys = out.patch_keys.transpose(1, 2).reshape(2, 48, 5, 7)
     assert len(feats) == 1
     torch.testing.assert_close(feats[0], keys)
@@ -80,8 +81,7 @@ def test_bad_configs():
     with pytest.raises(ValueError, match='feature'):
         MODELS.build(tiny_found_segmentor_cfg(feature='x'))
     with pytest.raises(ValueError, match='saliency_mode'):
-        MODELS.build(
-            tiny_found_segmentor_cfg(test_cfg=dict(saliency_mode='foo')))
+        MODELS.build(tiny_found_segmentor_cfg(test_cfg=dict(saliency_mode='foo')))
     cfg = tiny_found_segmentor_cfg()
     cfg['decode_head']['patch_size'] = 16
     with pytest.raises(ValueError, match='patch size'):
@@ -89,14 +89,14 @@ def test_bad_configs():
     cfg = tiny_found_segmentor_cfg()
     cfg['backbone'] = dict(type='ResNetV1c', depth=18, out_indices=(3, ))
     cfg['decode_head']['in_channels'] = 512
-    with pytest.raises(TypeError, match='forward_last_block'):
+    with pytest.raises(TypeError, match='last_block_maps'):
         MODELS.build(cfg)
 
 
 def _samples(shapes):
     return [
-        SegDataSample(metainfo=dict(ori_shape=s, img_shape=s, pad_shape=s,
-                                    padding_size=[0, 0, 0, 0]))
+        SegDataSample(
+            metainfo=dict(ori_shape=s, img_shape=s, pad_shape=s, padding_size=[0, 0, 0, 0]))
         for s in shapes
     ]
 
@@ -105,8 +105,7 @@ def _samples(shapes):
 @pytest.mark.parametrize('bs', [False, True])
 def test_predict_modes(mode, bs):
     model = MODELS.build(
-        tiny_found_segmentor_cfg(
-            test_cfg=dict(saliency_mode=mode, bilateral_solver=bs))).eval()
+        tiny_found_segmentor_cfg(test_cfg=dict(saliency_mode=mode, bilateral_solver=bs))).eval()
     x = torch.randn(1, 3, 37, 45) * 0.5
     with torch.no_grad():
         out = model.predict(x, _samples([(37, 45)]))[0]
@@ -126,28 +125,42 @@ def test_predict_modes(mode, bs):
         assert set(sal.unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize('mode', ['single', 'multi'])
+def test_head_threshold_binarises_predictions(mode):
+    """FOUNDHead.threshold (one place) decides the binary prediction."""
+    cfg = tiny_found_segmentor_cfg(test_cfg=dict(saliency_mode=mode))
+    cfg['decode_head']['threshold'] = 0.55
+    model = MODELS.build(cfg).eval()
+    x = torch.randn(1, 3, 40, 48) * 0.5
+    with torch.no_grad():
+        soft = model.predict_saliency(x)[0, 0]
+        out = model.predict(x, _samples([(40, 48)]))[0]
+    binary = (soft > 0.55).numpy()
+    expected = found_single_component(binary) if mode == 'single' else binary
+    assert 0 < expected.sum() < (soft > 0.5).sum()  # the threshold matters here
+    np.testing.assert_array_equal(out.pred_sem_seg.data[0].numpy().astype(bool), expected)
+
+
 def test_predict_crops_padding_and_restores_resize():
     """Batch padding (SegDataPreProcessor) is removed like FOUND's crop; a
     resizing pipeline is undone to ``ori_shape``."""
-    model = MODELS.build(
-        tiny_found_segmentor_cfg(test_cfg=dict(saliency_mode='multi'))).eval()
+    model = MODELS.build(tiny_found_segmentor_cfg(test_cfg=dict(saliency_mode='multi'))).eval()
     x = torch.randn(1, 3, 35, 45)
     padded = torch.nn.functional.pad(x, (0, 3, 0, 5))
-    meta = dict(img_shape=(35, 45), pad_shape=(40, 48),
-                img_padding_size=[0, 3, 0, 5])
+    meta = dict(img_shape=(35, 45), pad_shape=(40, 48), img_padding_size=[0, 3, 0, 5])
     with torch.no_grad():
         ref = model.predict_saliency(x)[0]
-        out = model.predict(padded, [SegDataSample(metainfo=dict(
-            meta, ori_shape=(35, 45)))])[0]
-        resized = model.predict(padded, [SegDataSample(metainfo=dict(
-            meta, ori_shape=(70, 90)))])[0]
+        out = model.predict(padded, [SegDataSample(metainfo=dict(meta, ori_shape=(35, 45)))])[0]
+        resized = model.predict(padded, [SegDataSample(metainfo=dict(meta, ori_shape=(70, 90)))])[0]
     torch.testing.assert_close(out.seg_logits.data, ref)
     assert resized.pred_saliency.shape == (70, 90)
     # A flipping test pipeline is undone.
     with torch.no_grad():
-        flipped = model.predict(x, [SegDataSample(metainfo=dict(
-            ori_shape=(35, 45), img_shape=(35, 45), flip=True,
-            flip_direction='horizontal'))])[0]
+        flipped = model.predict(x, [
+            SegDataSample(
+                metainfo=dict(
+                    ori_shape=(35, 45), img_shape=(35, 45), flip=True, flip_direction='horizontal'))
+        ])[0]
     torch.testing.assert_close(flipped.seg_logits.data, ref.flip(-1))
     # Without metas: the input size.
     with torch.no_grad():
@@ -171,6 +184,17 @@ def test_solver_images_round_trip():
     trunc = model.solver_images(norm, rounding=False)
     assert ((img.int() - trunc.int()) >= 0).all()
     assert ((img.int() - trunc.int()) <= 1).all()
+
+
+def test_solver_images_without_normalisation():
+    """No mean/std in the preprocessor: inputs are raw pixels, BGR as loaded."""
+    cfg = tiny_found_segmentor_cfg()
+    cfg['data_preprocessor'] = dict(type='SegDataPreProcessor', bgr_to_rgb=False, size_divisor=8)
+    model = MODELS.build(cfg)
+    assert getattr(model.data_preprocessor, 'mean', None) is None
+    rgb = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8)
+    bgr = rgb.flip(1).float()
+    torch.testing.assert_close(model.solver_images(bgr, rounding=True), rgb)
 
 
 def test_solver_images_replay_found_training_crops():
@@ -205,8 +229,7 @@ def _fresh_hub(**info):
 
 
 def test_training_losses_and_schedule_switch():
-    model = MODELS.build(
-        tiny_found_segmentor_cfg(train_cfg=dict(stop_bkg_loss=2))).train()
+    model = MODELS.build(tiny_found_segmentor_cfg(train_cfg=dict(stop_bkg_loss=2))).train()
     x = torch.randn(2, 3, 32, 32)
     _fresh_hub()  # no training loop: the module counts its own calls
     assert model.current_iter() == 0
@@ -223,8 +246,8 @@ def test_training_losses_and_schedule_switch():
             p.grad = None
     assert model.current_iter() == 3
     assert set(seen[0]) == {
-        'decode.loss_bs', 'decode.loss_bkg', 'decode.loss_self',
-        'decode.bs_used_self', 'decode.bs_used_bkg'
+        'decode.loss_bs', 'decode.loss_bkg', 'decode.loss_self', 'decode.bs_used_self',
+        'decode.bs_used_bkg'
     }
     assert seen[0]['decode.loss_bkg'] > 0 and seen[0]['decode.loss_self'] == 0
     assert seen[1]['decode.loss_bkg'] > 0
@@ -242,15 +265,38 @@ def test_training_losses_and_schedule_switch():
     _fresh_hub()
 
 
-def test_pseudo_labels_follow_found_recipe(monkeypatch):
-    """bkg target = BS(~found_background) and bs target = BS(own mask)."""
+def _train_recipe():
+    cfg = Config.fromfile(str(REPO / 'configs/found/found_dino-vits8_1xb50-500it_duts-tr.py'))
+    return cfg.model.train_cfg.to_dict()
+
+
+#: FOUND's settings (configs/found_DUTS-TR.yaml upstream) and a changed recipe.
+FOUND_SOLVER = dict(sigma_spatial=16, sigma_luma=16, sigma_chroma=8, iou_gate=0.5)
+CHANGED = dict(
+    background=dict(tau=0.1, head_weights=False),
+    bilateral_solver=dict(sigma_spatial=4, iou_gate=0.7))
+
+
+@pytest.mark.parametrize('recipe', ['defaults', 'config', 'changed'])
+def test_pseudo_labels_follow_found_recipe(monkeypatch, recipe):
+    """bkg target = BS(~found_background) and bs target = BS(own mask), with
+    FOUND's settings whether they come from the code's defaults or the config,
+    and the config's values when it changes them."""
+    import inspect
+
     import mmuol.seg.found_segmentor as fs
-    model = MODELS.build(tiny_found_segmentor_cfg()).train()
+    train_cfg = dict(defaults=None, config=_train_recipe(), changed=CHANGED)[recipe]
+    model = MODELS.build(tiny_found_segmentor_cfg(train_cfg=train_cfg)).train()
     x = torch.randn(2, 3, 32, 48)
     calls = []
+    real_bs = fs.batch_bilateral_solver
 
     def fake_bs(images, masks, **kwargs):
-        calls.append((images.clone(), masks.clone(), kwargs))
+        # The settings the real solver would use: its defaults, then ours.
+        params = inspect.signature(real_bs).parameters.values()
+        used = {p.name: p.default for p in params if p.default is not p.empty}
+        used.update(kwargs)
+        calls.append((images.clone(), masks.clone(), used))
         return masks, np.ones(len(masks), bool)
 
     monkeypatch.setattr(fs, 'batch_bilateral_solver', fake_bs)
@@ -261,19 +307,41 @@ def test_pseudo_labels_follow_found_recipe(monkeypatch):
     own = (logits[:, 0].sigmoid() > 0.5).float()
     torch.testing.assert_close(calls[0][1], own)
     flat = keys.reshape(2, 48, -1).transpose(1, 2)
+    bkg = dict(tau=0.3, head_weights=True) if recipe != 'changed' else CHANGED['background']
     obj = torch.stack([
-        found_background(cls_attn[i], flat[i], grid, tau=0.3).object_mask
-        for i in range(2)
+        found_background(cls_attn[i], flat[i], grid, **bkg).object_mask for i in range(2)
     ]).float()
     torch.testing.assert_close(calls[1][1], obj)
-    for images, _, kwargs in calls:
+    solver = FOUND_SOLVER if recipe != 'changed' else dict(FOUND_SOLVER, **
+                                                           CHANGED['bilateral_solver'])
+    for images, _, used in calls:
         assert images.dtype == torch.uint8 and images.shape == (2, 3, 32, 48)
-        assert kwargs['get_all_cc'] is True and kwargs['iou_gate'] == 0.5
-        assert (kwargs['sigma_spatial'], kwargs['sigma_luma'],
-                kwargs['sigma_chroma']) == (16, 16, 8)
+        assert used['get_all_cc'] is True
+        assert {k: used[k] for k in solver} == solver
     targets, _ = model.pseudo_labels(x, logits, None, keys, 100)
     assert set(targets) == {'bs', 'self'}
     torch.testing.assert_close(targets['self'], own)
+
+
+def test_train_and_test_cfg_reject_unknown_keys():
+    """A misspelt setting is an error, not silently FOUND's default."""
+    with pytest.raises(KeyError, match=r'renamed to train_cfg\.background\.tau'):
+        MODELS.build(tiny_found_segmentor_cfg(train_cfg=dict(bkg_tau=0.2)))
+    with pytest.raises(KeyError, match='sigma_spatail'):
+        MODELS.build(
+            tiny_found_segmentor_cfg(train_cfg=dict(bilateral_solver=dict(sigma_spatail=8))))
+    with pytest.raises(KeyError, match='tua'):
+        MODELS.build(tiny_found_segmentor_cfg(train_cfg=dict(background=dict(tua=0.2))))
+    with pytest.raises(KeyError, match='saliency_mod'):
+        MODELS.build(tiny_found_segmentor_cfg(test_cfg=dict(saliency_mod='multi')))
+    # Partial settings keep the other defaults.
+    model = MODELS.build(
+        tiny_found_segmentor_cfg(
+            train_cfg=dict(bilateral_solver=dict(iou_gate=0.6)),
+            test_cfg=dict(saliency_mode='multi')))
+    assert model.train_cfg.stop_bkg_loss == 100
+    assert dict(model.train_cfg.bilateral_solver) == dict(iou_gate=0.6)
+    assert model.test_cfg.bilateral_solver is False and model.test_cfg.mode == 'whole'
 
 
 def test_bilateral_solver_training_target_is_binary():

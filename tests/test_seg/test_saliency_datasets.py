@@ -8,13 +8,13 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 
 import mmuol.seg  # noqa: F401
-from mmseg.registry import DATASETS, MODELS, TRANSFORMS
-from mmuol.seg.datasets import decode_saliency_image, decode_saliency_mask
-from mmuol.testing.seg_data import (SALIENCY_LAYOUTS, make_saliency_dataset,
-                                    tiny_found_segmentor_cfg)
+from mmuol.evaluation import aggregate_saliency, saliency_image_stats
+from mmuol.testing.seg_data import SALIENCY_LAYOUTS, make_saliency_dataset, tiny_found_segmentor_cfg
+from mmuol.utils import decode_image, decode_mask
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_PIPELINE = [
@@ -31,8 +31,7 @@ def _scope():
 
 def _png_bytes(arr, mode=None):
     buf = io.BytesIO()
-    (Image.fromarray(arr, mode) if mode else Image.fromarray(arr)).save(
-        buf, format='PNG')
+    (Image.fromarray(arr, mode) if mode else Image.fromarray(arr)).save(buf, format='PNG')
     return buf.getvalue()
 
 
@@ -46,10 +45,12 @@ def test_datasets_in_released_layouts(tmp_path, layout):
     }.get(layout)
     if base is None:  # DUTS-TR: training images only
         ds = DATASETS.build(
-            dict(type='DUTSDataset', data_root=info['data_root'],
-                 data_prefix=dict(img_path=info['img_path']),
-                 pipeline=[dict(type='LoadSaliencyImageFromFile'),
-                           dict(type='PackSegInputs')]))
+            dict(
+                type='DUTSDataset',
+                data_root=info['data_root'],
+                data_prefix=dict(img_path=info['img_path']),
+                pipeline=[dict(type='LoadSaliencyImageFromFile'),
+                          dict(type='PackSegInputs')]))
         item = ds[0]
         assert 'gt_sem_seg' not in item['data_samples']
         assert len(ds) == 3
@@ -72,11 +73,11 @@ def test_datasets_in_released_layouts(tmp_path, layout):
 
 def test_dataset_errors(tmp_path):
     info = make_saliency_dataset(tmp_path, 'ecssd')
-    cfg = dict(type='ECSSDDataset', data_root=info['data_root'],
-               data_prefix=dict(img_path='images',
-                                seg_map_path='ground_truth_mask'))
-    (tmp_path / 'ECSSD' / 'ground_truth_mask' / f'{info["stems"][0]}.png'
-     ).unlink()
+    cfg = dict(
+        type='ECSSDDataset',
+        data_root=info['data_root'],
+        data_prefix=dict(img_path='images', seg_map_path='ground_truth_mask'))
+    (tmp_path / 'ECSSD' / 'ground_truth_mask' / f'{info["stems"][0]}.png').unlink()
     with pytest.raises(FileNotFoundError, match='no mask'):
         DATASETS.build(cfg)
     with pytest.raises(FileNotFoundError, match='image folder'):
@@ -89,13 +90,11 @@ def test_dataset_errors(tmp_path):
 
 
 def test_found_random_scale_geometry():
-    t = TRANSFORMS.build(dict(type='FOUNDRandomScale', size=224,
-                              scale_range=(0.1, 3.0)))
+    t = TRANSFORMS.build(dict(type='FOUNDRandomScale', size=224, scale_range=(0.1, 3.0)))
     # Shorter side -> 224 keeping the aspect, int() on the longer side.
     assert t._sizes(300, 451, 0.5)[0] == (224, int(451 / 300 * 224))
     assert t._sizes(451, 300, 0.5)[0] == (int(451 / 300 * 224), 224)
-    assert t._sizes(300, 451, 0.5)[1] == (112, int(int(451 / 300 * 224) *
-                                                   0.5))
+    assert t._sizes(300, 451, 0.5)[1] == (112, int(int(451 / 300 * 224) * 0.5))
     img = np.random.default_rng(0).integers(0, 255, (60, 90, 3), np.uint8)
     np.random.seed(0)
     out = t(dict(img=img.copy(), gt_seg_map=np.zeros((60, 90), np.uint8)))
@@ -121,8 +120,7 @@ def test_found_gaussian_blur():
     sigma = out['found_blur_sigma']
     assert 0.1 <= sigma <= 2.0
     # Kernel int(0.1 * 224 // 2 * 2) + 1 = 23 as upstream.
-    np.testing.assert_array_equal(out['img'],
-                                  cv2.GaussianBlur(img, (23, 23), sigma))
+    np.testing.assert_array_equal(out['img'], cv2.GaussianBlur(img, (23, 23), sigma))
     with pytest.raises(ValueError):
         TRANSFORMS.build(dict(type='FOUNDGaussianBlur', kernel_size=4))
 
@@ -131,34 +129,32 @@ def test_bad_images_are_converted():
     rgb = np.random.default_rng(2).integers(0, 255, (9, 11, 3), np.uint8)
     gray = rgb[..., 0]
     # Grayscale -> 3 equal channels.
-    out = decode_saliency_image(_png_bytes(gray), 'rgb')
+    out = decode_image(_png_bytes(gray), 'rgb')
     assert out.shape == (9, 11, 3)
     np.testing.assert_array_equal(out, np.repeat(gray[..., None], 3, 2))
     # RGBA -> alpha dropped (PIL convert('RGB'), as the official code).
     rgba = np.concatenate([rgb, np.full((9, 11, 1), 7, np.uint8)], 2)
-    np.testing.assert_array_equal(
-        decode_saliency_image(_png_bytes(rgba), 'rgb'), rgb)
+    np.testing.assert_array_equal(decode_image(_png_bytes(rgba), 'rgb'), rgb)
     # BGR by default (mmseg convention).
-    np.testing.assert_array_equal(decode_saliency_image(_png_bytes(rgb)),
-                                  rgb[..., ::-1])
+    np.testing.assert_array_equal(decode_image(_png_bytes(rgb)), rgb[..., ::-1])
     # 16-bit grayscale PNG -> >> 8 (PIL would clip it to 255).
     g16 = (np.arange(99).reshape(9, 11) * 600).astype(np.uint16)
-    out = decode_saliency_image(_png_bytes(g16), 'rgb')
+    out = decode_image(_png_bytes(g16), 'rgb')
     np.testing.assert_array_equal(out[..., 0], (g16 >> 8).astype(np.uint8))
     with pytest.raises(ValueError, match='cannot decode'):
-        decode_saliency_image(b'not an image')
+        decode_image(b'not an image')
 
 
 def test_bad_masks():
     m = np.zeros((5, 6), np.uint8)
     m[1:3, 2:5] = 255
-    np.testing.assert_array_equal(decode_saliency_mask(_png_bytes(m)), m)
+    np.testing.assert_array_equal(decode_mask(_png_bytes(m)), m)
     # RGB mask -> L as the official convert('L').
     rgb = np.repeat(m[..., None], 3, 2)
-    np.testing.assert_array_equal(decode_saliency_mask(_png_bytes(rgb)), m)
+    np.testing.assert_array_equal(decode_mask(_png_bytes(rgb)), m)
     # 16-bit mask {0, 65535} -> {0, 255}.
     m16 = m.astype(np.uint16) * 257
-    np.testing.assert_array_equal(decode_saliency_mask(_png_bytes(m16)), m)
+    np.testing.assert_array_equal(decode_mask(_png_bytes(m16)), m)
 
 
 def _write(path, arr):
@@ -184,8 +180,7 @@ def test_loading_transforms_on_bad_files(tmp_path):
     _write(tmp_path / 'soft.png', soft)
     out = ann(dict(res, seg_map_path=str(tmp_path / 'soft.png')))
     assert out['gt_seg_map'][3, 2] == 128
-    strict = TRANSFORMS.build(
-        dict(type='LoadSaliencyAnnotations', strict_binary=True))
+    strict = TRANSFORMS.build(dict(type='LoadSaliencyAnnotations', strict_binary=True))
     with pytest.raises(ValueError, match='outside'):
         strict(dict(res, seg_map_path=str(tmp_path / 'soft.png')))
     (tmp_path / 'broken.jpg').write_bytes(b'garbage')
@@ -210,23 +205,38 @@ def test_tiny_image_and_grayscale_end_to_end(tmp_path):
     for stem, arr in files.items():
         _write(root / 'images' / f'{stem}.png', arr)
         m = np.zeros(arr.shape[:2], np.uint8)
-        m[: arr.shape[0] // 2] = 255
+        m[:arr.shape[0] // 2] = 255
         _write(root / 'ground_truth_mask' / f'{stem}.png', m)
     ds = DATASETS.build(
-        dict(type='ECSSDDataset', data_root=str(root),
-             data_prefix=dict(img_path='images',
-                              seg_map_path='ground_truth_mask'),
-             pipeline=TEST_PIPELINE))
+        dict(
+            type='ECSSDDataset',
+            data_root=str(root),
+            data_prefix=dict(img_path='images', seg_map_path='ground_truth_mask'),
+            pipeline=TEST_PIPELINE))
     model = MODELS.build(tiny_found_segmentor_cfg()).eval()
     from mmseg.registry import METRICS
     metric = METRICS.build(dict(type='SaliencyMetric'))
     metric.dataset_meta = ds.metainfo
-    for i in range(len(ds)):
+    stats = []
+    for i, stem in enumerate(sorted(files)):
         batch = pseudo_collate([ds[i]])
+        arr = files[stem]
+        # Decoded as documented: gray -> 3 channels, alpha dropped, 16 bit >> 8 (BGR order).
+        eight_bit = (arr >> 8).astype(np.uint8) if arr.dtype == np.uint16 else arr
+        if eight_bit.ndim == 2:
+            rgb = np.repeat(eight_bit[..., None], 3, 2)
+        else:
+            rgb = eight_bit[..., :3]
+        np.testing.assert_array_equal(batch['inputs'][0].permute(1, 2, 0).numpy(), rgb[..., ::-1])
         with torch.no_grad():
             out = model.test_step(batch)
-        h, w = files[sorted(files)[i]].shape[:2]
+        h, w = arr.shape[:2]
         assert out[0].pred_saliency.shape == (h, w)
         metric.process(batch, [o.to_dict() for o in out])
+        gt = np.zeros((h, w), np.uint8)
+        gt[:h // 2] = 255
+        stats.append(saliency_image_stats(out[0].pred_saliency.data[0].numpy(), gt))
     res = metric.evaluate(len(ds))
-    assert 0 <= res['saliency/tokencut_iou'] <= 1
+    expected = aggregate_saliency(stats)
+    for name in ('max_fbeta', 'iou', 'accuracy', 'mae'):
+        assert res[f'saliency/tokencut_{name}'] == pytest.approx(expected[name], abs=1e-9), name

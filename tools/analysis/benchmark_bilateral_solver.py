@@ -33,8 +33,9 @@ from scipy.sparse.linalg import cg  # noqa: E402
 
 # Allow running from a source checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mmuol.localization.bilateral_solver import (  # noqa: E402
-    RGB_TO_YUV, YUV_OFFSET, BilateralGrid, bilateral_solver)
+from mmuol.localization import bilateral_solver  # noqa: E402
+from mmuol.localization.bilateral_solver import BilateralGrid  # noqa: E402
+from mmuol.localization.bilateral_solver import RGB_TO_YUV, YUV_OFFSET  # noqa: E402
 
 
 class ReferenceGrid:

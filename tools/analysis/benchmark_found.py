@@ -38,8 +38,7 @@ def parse_size(text: str) -> Tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split('x'))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'size must be HxW, e.g. 480x480, got {text!r}') from None
+        raise argparse.ArgumentTypeError(f'size must be HxW, e.g. 480x480, got {text!r}') from None
     return h, w
 
 
@@ -47,8 +46,9 @@ def build_model(arch: str, device: torch.device):
     """FOUNDSegmentor with a random-weight DINOViT of ``arch``."""
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
-    import mmuol.seg  # noqa: F401  (registers FOUND)
     from mmseg.registry import MODELS
+
+    import mmuol.seg  # noqa: F401  (registers FOUND)
     from mmuol.models.backbones import DINOViT
     probe = DINOViT(arch=arch, init_cfg=None)
     dims, patch = probe.embed_dims, probe.patch_size
@@ -62,16 +62,15 @@ def build_model(arch: str, device: torch.device):
                 std=[58.395, 57.12, 57.375],
                 bgr_to_rgb=True),
             backbone=dict(type='DINOViT', arch=arch, init_cfg=None),
-            decode_head=dict(type='FOUNDHead', in_channels=dims,
-                             patch_size=patch)))
+            decode_head=dict(type='FOUNDHead', in_channels=dims, patch_size=patch)))
     return model.to(device).eval()
 
 
-def bench_size(model, size: Tuple[int, int], batch_size: int, iters: int,
-               warmup: int, device: torch.device, amp: bool,
-               channels_last: bool, postprocess: str) -> Dict[str, float]:
+def bench_size(model, size: Tuple[int, int], batch_size: int, iters: int, warmup: int,
+               device: torch.device, amp: bool, channels_last: bool,
+               postprocess: str) -> Dict[str, float]:
     """Images per second for one input size."""
-    from mmuol.seg.found_head import found_single_component
+    from mmuol.localization import found_single_component
     x = torch.randn(batch_size, 3, *size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -98,33 +97,43 @@ def bench_size(model, size: Tuple[int, int], batch_size: int, iters: int,
     times.sort()
     median = times[len(times) // 2]
     return dict(
-        height=size[0], width=size[1], batch_size=batch_size, iters=iters,
-        median_batch_s=median, images_per_s=batch_size / median,
+        height=size[0],
+        width=size[1],
+        batch_size=batch_size,
+        iters=iters,
+        median_batch_s=median,
+        images_per_s=batch_size / median,
         mean_images_per_s=batch_size * len(times) / sum(times))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description='FOUND inference speed')
     parser.add_argument('--arch', default='dino_vits8', help='DINOViT arch')
-    parser.add_argument('--sizes', nargs='+', type=parse_size,
-                        default=[(224, 224), (480, 480), (375, 500)],
-                        help='input sizes HxW')
-    parser.add_argument('--batch-size', type=int, default=None,
-                        help='images per batch (default 32 CUDA / 2 CPU)')
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        type=parse_size,
+        default=[(224, 224), (480, 480), (375, 500)],
+        help='input sizes HxW')
+    parser.add_argument(
+        '--batch-size', type=int, default=None, help='images per batch (default 32 CUDA / 2 CPU)')
     parser.add_argument('--iters', type=int, default=20, help='timed batches')
-    parser.add_argument('--warmup', type=int, default=2, help='warm-up '
-                        'batches')
-    parser.add_argument('--device', default='auto', help="'auto', 'cpu', "
-                        "'cuda', 'cuda:1'")
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads')
-    parser.add_argument('--no-amp', action='store_true',
-                        help='disable bf16 autocast on CUDA')
-    parser.add_argument('--no-channels-last', action='store_true',
-                        help='disable channels-last on CUDA')
-    parser.add_argument('--postprocess', choices=['none', 'single'],
-                        default='none', help="add 'single'-mode component "
-                        'selection (CPU) to the timing')
+    parser.add_argument(
+        '--warmup', type=int, default=2, help='warm-up '
+        'batches')
+    parser.add_argument(
+        '--device', default='auto', help="'auto', 'cpu', "
+        "'cuda', 'cuda:1'")
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--no-amp', action='store_true', help='disable bf16 autocast on CUDA')
+    parser.add_argument(
+        '--no-channels-last', action='store_true', help='disable channels-last on CUDA')
+    parser.add_argument(
+        '--postprocess',
+        choices=['none', 'single'],
+        default='none',
+        help="add 'single'-mode component "
+        'selection (CPU) to the timing')
     parser.add_argument('--json', help='write the results to this file')
     args = parser.parse_args()
 
@@ -151,20 +160,28 @@ def main() -> None:
           f'{args.postprocess}, torch {torch.__version__}')
     rows = []
     for size in args.sizes:
-        res = bench_size(model, size, batch_size, args.iters, args.warmup,
-                         device, amp, channels_last, args.postprocess)
+        res = bench_size(model, size, batch_size, args.iters, args.warmup, device, amp,
+                         channels_last, args.postprocess)
         rows.append(res)
-        print(f'  {size[0]}x{size[1]}: {res["images_per_s"]:.2f} images/s '
-              f'(median {res["median_batch_s"] * 1000:.1f} ms per batch of '
-              f'{batch_size})', flush=True)
+        print(
+            f'  {size[0]}x{size[1]}: {res["images_per_s"]:.2f} images/s '
+            f'(median {res["median_batch_s"] * 1000:.1f} ms per batch of '
+            f'{batch_size})',
+            flush=True)
     print('Reference: ~80 images/s for ViT-S/8 on a V100 (paper, as cited '
           'by a secondary summary; unverified).')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(device=name, arch=args.arch, amp=amp,
-                           channels_last=channels_last,
-                           postprocess=args.postprocess, results=rows), f,
-                      indent=2)
+            json.dump(
+                dict(
+                    device=name,
+                    arch=args.arch,
+                    amp=amp,
+                    channels_last=channels_last,
+                    postprocess=args.postprocess,
+                    results=rows),
+                f,
+                indent=2)
 
 
 if __name__ == '__main__':

@@ -17,8 +17,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(
-            img_path='images', seg_map_path='ground_truth_mask'),
+        data_prefix=dict(img_path='images', seg_map_path='ground_truth_mask'),
         expected_num_images=1000,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
@@ -26,3 +25,5 @@ test_dataloader = val_dataloader
 # found_* (GT == 255, beta^2 = 0.09, mean of per-image max F).
 val_evaluator = dict(type='SaliencyMetric', conventions=('tokencut', 'found'))
 test_evaluator = val_evaluator
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')

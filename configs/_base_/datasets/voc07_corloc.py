@@ -8,16 +8,16 @@ data_root = 'data/VOCdevkit/'
 backend_args = None
 
 test_pipeline = [
-    # PIL decoding without EXIF rotation, as torchvision's loader in LOST.
-    dict(
-        type='LoadImageFromFile',
-        imdecode_backend='pillow',
-        color_type='color_ignore_orientation',
-        backend_args=backend_args),
+    # mmuol's image decoder: PIL without EXIF rotation, as torchvision's
+    # loader in LOST (also reads palette, CMYK and 16-bit files correctly).
+    dict(type='LoadCorLocImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+        # skip_invalid / invalid_reason carry the skipping of bad images to
+        # the detector and the metric.
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'skip_invalid',
+                   'invalid_reason'))
 ]
 test_dataloader = dict(
     batch_size=1,
@@ -31,6 +31,9 @@ test_dataloader = dict(
         ann_file='VOC2007/ImageSets/Main/trainval.txt',
         data_prefix=dict(sub_data_root='VOC2007/'),
         test_mode=True,
+        # True: skip and count invalid entries (bad annotation, missing or
+        # undecodable image) instead of stopping with an error naming the file.
+        skip_invalid=False,
         pipeline=test_pipeline,
         backend_args=backend_args))
 

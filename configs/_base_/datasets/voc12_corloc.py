@@ -4,5 +4,4 @@
 _base_ = './voc07_corloc.py'
 test_dataloader = dict(
     dataset=dict(
-        ann_file='VOC2012/ImageSets/Main/trainval.txt',
-        data_prefix=dict(sub_data_root='VOC2012/')))
+        ann_file='VOC2012/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2012/')))

@@ -21,24 +21,14 @@ model = dict(
         arch='dino_vits8',
         frozen=True,
         init_cfg=dict(type='Pretrained', checkpoint='dino_vits8')),
-    decode_head=dict(
-        type='FOUNDHead',
-        in_channels=384,
-        patch_size=8,
-        threshold=0.5,
-        # w_bs_loss, background loss, w_self_loss of configs/found_DUTS-TR.yaml
-        # No init_cfg: PyTorch's default conv init, as the official training.
-        loss_weights=dict(bs=1.5, bkg=1.0, self=4.0)),
-    feature='k',
-    train_cfg=dict(
-        bkg_tau=0.3,  # found.bkg_th
-        bkg_head_weights=True,
-        stop_bkg_loss=100,  # background pseudo-labels for steps 0..99
-        bilateral_solver=dict(
-            sigma_spatial=16, sigma_luma=16, sigma_chroma=8, iou_gate=0.5)),
+    decode_head=dict(type='FOUNDHead', in_channels=384, patch_size=8,
+                     threshold=0.5),  # sigmoid > 0.5: predictions (and training masks)
+    feature='k',  # found.feats
+    # No train_cfg here: the training recipe is in
+    # configs/found/found_dino-vits8_1xb50-500it_duts-tr.py.
+    # FOUND's evaluation (evaluation/saliency.py), stated in full.
     test_cfg=dict(
         mode='whole',
         saliency_mode='single',  # 'single' | 'multi'
         bilateral_solver=False,
-        bilateral_solver_cfg=dict(
-            sigma_spatial=16, sigma_luma=16, sigma_chroma=8, iou_gate=0.5)))
+        bilateral_solver_cfg=dict(sigma_spatial=16, sigma_luma=16, sigma_chroma=8, iou_gate=0.5)))

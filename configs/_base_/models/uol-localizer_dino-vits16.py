@@ -16,4 +16,8 @@ model = dict(
         arch='dino_vits16',
         frozen=True,
         init_cfg=dict(type='Pretrained', checkpoint='dino_vits16')),
-    with_masks=True)
+    with_masks=True,
+    # Largest patch grid per image (checked before the backbone runs): the
+    # localizers build an N x N patch graph (1 GiB in float32 at 128 x 128).
+    # Bigger images fail with a message; resize them in the test pipeline.
+    max_patches=128 * 128)

@@ -8,7 +8,9 @@ and ``mmuol.seg`` register it into their host ``MODELS`` registry as
 Layers come from timm's ``VisionTransformer`` and are attached with the same
 attribute names the official checkpoints use (``cls_token``, ``pos_embed``,
 ``patch_embed.proj``, ``blocks.{i}``, ``norm``), so an official DINO
-backbone-only ``.pth`` loads with ``strict=True`` and no key renaming.
+backbone-only ``.pth`` loads with ``strict=True`` and no key renaming. Other
+checkpoint layouts are converted by :mod:`.checkpoint`; the presets live in
+:mod:`.dino_vit_archs` (imports flow ``dino_vit -> checkpoint -> archs``).
 
 Two details follow the official DINO code rather than timm:
 
@@ -20,8 +22,9 @@ Two details follow the official DINO code rather than timm:
   attention map is recomputed from them, because timm's fused attention never
   materialises it.
 """
+import difflib
 import math
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -29,53 +32,14 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
-_DINO_URL = 'https://dl.fbaipublicfiles.com/dino/'
-_DINOV2_URL = 'https://dl.fbaipublicfiles.com/dinov2/'
+from mmuol.localization.utils import pad_to_patch_multiple
+from .checkpoint import load_vit_state_dict, to_timm_layout
+from .dino_vit_archs import ARCH_ZOO, CheckpointMismatchError
 
-#: Architecture presets: name -> timm model name + official weights.
-#: ``img_size`` is the resolution the released ``pos_embed`` was trained at.
-ARCH_ZOO: Dict[str, dict] = {
-    # DINO v1 (facebookresearch/dino). ViT-S/8 defaults to the 300-epoch
-    # file, which is what LOST, TokenCut and FOUND load.
-    'dino_vits8': dict(
-        timm_name='vit_small_patch8_224', img_size=224,
-        checkpoint=_DINO_URL + 'dino_deitsmall8_300ep_pretrain/'
-        'dino_deitsmall8_300ep_pretrain.pth'),
-    'dino_vits8_800ep': dict(
-        timm_name='vit_small_patch8_224', img_size=224,
-        checkpoint=_DINO_URL + 'dino_deitsmall8_pretrain/'
-        'dino_deitsmall8_pretrain.pth'),
-    'dino_vits16': dict(
-        timm_name='vit_small_patch16_224', img_size=224,
-        checkpoint=_DINO_URL + 'dino_deitsmall16_pretrain/'
-        'dino_deitsmall16_pretrain.pth'),
-    'dino_vitb8': dict(
-        timm_name='vit_base_patch8_224', img_size=224,
-        checkpoint=_DINO_URL + 'dino_vitbase8_pretrain/'
-        'dino_vitbase8_pretrain.pth'),
-    'dino_vitb16': dict(
-        timm_name='vit_base_patch16_224', img_size=224,
-        checkpoint=_DINO_URL + 'dino_vitbase16_pretrain/'
-        'dino_vitbase16_pretrain.pth'),
-}
-for _size, _letter in (('small', 's'), ('base', 'b'), ('large', 'l'),
-                       ('giant', 'g')):
-    ARCH_ZOO[f'dinov2_vit{_letter}14'] = dict(
-        timm_name=f'vit_{_size}_patch14_dinov2', img_size=518,
-        checkpoint=_DINOV2_URL + f'dinov2_vit{_letter}14/'
-        f'dinov2_vit{_letter}14_pretrain.pth')
-    ARCH_ZOO[f'dinov2_vit{_letter}14_reg'] = dict(
-        timm_name=f'vit_{_size}_patch14_reg4_dinov2', img_size=518,
-        checkpoint=_DINOV2_URL + f'dinov2_vit{_letter}14/'
-        f'dinov2_vit{_letter}14_reg4_pretrain.pth')
+__all__ = ['DINOViT', 'LastBlockOutput', 'LastBlockMaps', 'interpolate_pos_embed_dino']
 
-
-class WeightsUnavailableError(RuntimeError):
-    """Raised when pretrained weights can neither be found nor downloaded."""
-
-
-class CheckpointMismatchError(ValueError):
-    """Raised when a checkpoint's keys or shapes do not fit the backbone."""
+#: Keys ``init_cfg=dict(type='Pretrained', ...)`` may hold.
+_PRETRAINED_KEYS = ('type', 'checkpoint')
 
 
 class LastBlockOutput(NamedTuple):
@@ -116,6 +80,29 @@ class LastBlockOutput(NamedTuple):
         return self.attn[:, :, 0, self.num_prefix_tokens:]
 
 
+class LastBlockMaps(NamedTuple):
+    """What :meth:`DINOViT.last_block_maps` returns.
+
+    Attributes:
+        maps (dict[str, Tensor]): One ``(B, C, h, w)`` map per requested
+            feature (``'q'``, ``'k'``, ``'v'``, ``'tokens'``): the patch
+            tokens (prefix tokens dropped) laid out row-major on the grid,
+            ``maps[f][b, :, i, j]`` being patch ``i * w + j``.
+        cls_attn (Tensor | None): ``(B, num_heads, h * w)`` attention of the
+            CLS query to the patches, when asked.
+        grid_hw (tuple[int, int]): Patch grid ``(h, w)`` of the padded input.
+    """
+    maps: Dict[str, Tensor]
+    cls_attn: Optional[Tensor]
+    grid_hw: Tuple[int, int]
+
+
+#: Features :meth:`DINOViT.last_block_maps` returns: the last block's queries,
+#: keys and values (heads concatenated head-major, with the qkv bias) and its
+#: final-normed output tokens.
+LAST_BLOCK_FEATURES = ('q', 'k', 'v', 'tokens')
+
+
 def interpolate_pos_embed_dino(patch_pos: Tensor, grid_hw: Tuple[int, int],
                                src_grid: Tuple[int, int]) -> Tensor:
     """Resample patch positional embeddings exactly as DINO does.
@@ -149,9 +136,62 @@ def interpolate_pos_embed_dino(patch_pos: Tensor, grid_hw: Tuple[int, int],
     return grid.permute(0, 2, 3, 1).reshape(1, rows * cols, dim)
 
 
-def _build_timm_vit(arch: Union[str, dict], img_size: Optional[int],
-                    drop_path_rate: float, timm_kwargs: dict) -> Tuple[nn.Module, Optional[str]]:
-    """Create the timm ``VisionTransformer`` behind an arch name or dict."""
+def _pretrained_init_cfg(init_cfg: Union[None, dict, List[dict]]) -> Optional[dict]:
+    """Return the ``type='Pretrained'`` entry of ``init_cfg``, if any.
+
+    ``BaseModule`` ignores keys it does not know, so a misspelt
+    ``chekpoint=`` would silently load the preset's default weights: unknown
+    keys are rejected here instead.
+
+    Args:
+        init_cfg (dict | list[dict] | None): The backbone's ``init_cfg``.
+
+    Returns:
+        dict | None: The ``Pretrained`` entry, or None.
+
+    Raises:
+        ValueError: The ``Pretrained`` entry holds a key other than ``type``
+            and ``checkpoint``; the message names it.
+    """
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    found = None
+    for cfg in cfgs:
+        if not isinstance(cfg, dict) or cfg.get('type') != 'Pretrained':
+            continue
+        unknown = [key for key in cfg if key not in _PRETRAINED_KEYS]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, _PRETRAINED_KEYS, n=1)
+                hints.append(f'{key!r} (did you mean {close[0]!r}?)' if close else repr(key))
+            raise ValueError(
+                f"DINOViT init_cfg=dict(type='Pretrained', ...) has unknown key(s) "
+                f"{', '.join(hints)}; it accepts only 'checkpoint' (a path, URL, hub id or "
+                "arch preset name). Backbone keys inside full/detector checkpoints "
+                "(module./backbone. prefixes) are found automatically; pick the DINO "
+                "teacher/student weights with DINOViT(checkpoint_key=...).")
+        found = cfg
+    return found
+
+
+def _build_timm_vit(arch: Union[str, dict], img_size: Optional[int], drop_path_rate: float,
+                    timm_kwargs: Dict[str, Any]) -> Tuple[nn.Module, Optional[str]]:
+    """Create the timm ``VisionTransformer`` behind an arch name or dict.
+
+    Args:
+        arch (str | dict): ``ARCH_ZOO`` preset, timm model name or
+            ``VisionTransformer`` keyword arguments.
+        img_size (int, optional): Overrides the preset's resolution.
+        drop_path_rate (float): Stochastic depth.
+        timm_kwargs (dict): Extra ``VisionTransformer`` arguments.
+
+    Returns:
+        tuple[nn.Module, str | None]: The model and the preset's default
+        checkpoint URL (None for names and dicts).
+
+    Raises:
+        ValueError: Unknown arch, or a timm model that is not a ViT.
+    """
     import timm
     from timm.models.vision_transformer import VisionTransformer
 
@@ -175,9 +215,8 @@ def _build_timm_vit(arch: Union[str, dict], img_size: Optional[int],
         if img_size is not None:
             kwargs['img_size'] = img_size
         if not timm.is_model(name.split('.')[0]):
-            raise ValueError(
-                f'Unknown DINOViT arch {arch!r}: use one of {sorted(ARCH_ZOO)}, '
-                'a timm ViT model name, or a dict of VisionTransformer args.')
+            raise ValueError(f'Unknown DINOViT arch {arch!r}: use one of {sorted(ARCH_ZOO)}, '
+                             'a timm ViT model name, or a dict of VisionTransformer args.')
         model = timm.create_model(name, pretrained=False, **kwargs)
         if not isinstance(model, VisionTransformer):
             raise ValueError(f'timm model {name!r} is not a VisionTransformer')
@@ -228,8 +267,14 @@ class DINOViT(BaseModule):
         checkpoint_key (str): Which sub-dict of a full checkpoint to load
             (``'teacher'`` like DINO's evaluation scripts). Defaults to
             ``'teacher'``.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            (without ``checkpoint``: the preset's default weights). Other
+            keys in a ``Pretrained`` entry raise a ``ValueError``.
         **timm_kwargs: Extra ``VisionTransformer`` arguments.
+
+    Raises:
+        ValueError: Unknown ``arch``, out-of-range ``out_indices`` or an
+            unknown key in the ``Pretrained`` ``init_cfg``.
     """
 
     def __init__(self,
@@ -241,10 +286,10 @@ class DINOViT(BaseModule):
                  drop_path_rate: float = 0.0,
                  checkpoint_key: str = 'teacher',
                  init_cfg: Optional[dict] = None,
-                 **timm_kwargs) -> None:
+                 **timm_kwargs: Any) -> None:
+        _pretrained_init_cfg(init_cfg)  # fail on a misspelt key before building anything
         super().__init__(init_cfg=init_cfg)
-        vit, self.default_checkpoint = _build_timm_vit(arch, img_size, drop_path_rate,
-                                                       timm_kwargs)
+        vit, self.default_checkpoint = _build_timm_vit(arch, img_size, drop_path_rate, timm_kwargs)
         self.arch = arch
         # Reuse timm's layers under the official key names.
         self.patch_embed = vit.patch_embed
@@ -293,12 +338,9 @@ class DINOViT(BaseModule):
     # weights
     # ------------------------------------------------------------------ #
     def _pretrained_checkpoint(self) -> Optional[str]:
-        cfg = self.init_cfg
-        if isinstance(cfg, list):
-            cfg = next((c for c in cfg if c.get('type') == 'Pretrained'), None)
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            return cfg.get('checkpoint', 'default')
-        return None
+        """``init_cfg``'s checkpoint (``'default'`` when it names none), or None."""
+        cfg = _pretrained_init_cfg(self.init_cfg)
+        return None if cfg is None else cfg.get('checkpoint', 'default')
 
     def init_weights(self) -> None:
         """Load pretrained weights if ``init_cfg`` asks for them."""
@@ -308,29 +350,28 @@ class DINOViT(BaseModule):
         if checkpoint is None:
             super().init_weights()
             return
-        from mmuol.models.backbones.checkpoint import load_vit_state_dict
-        state_dict = load_vit_state_dict(checkpoint, self.default_checkpoint,
-                                         self.checkpoint_key)
+        state_dict = load_vit_state_dict(checkpoint, self.default_checkpoint, self.checkpoint_key)
         self.load_converted_state_dict(state_dict, source=str(checkpoint))
         self._is_init = True
 
-    def load_converted_state_dict(self, state_dict: Dict[str, Tensor],
+    def load_converted_state_dict(self,
+                                  state_dict: Dict[str, Tensor],
                                   source: str = 'state dict') -> None:
         """Load a backbone state dict strictly, with a readable error.
 
+        A ``pos_embed`` stored for another resolution replaces the model's
+        table (it is interpolated per input anyway).
+
         Args:
-            state_dict (dict[str, Tensor]): Keys in the official layout
-                (already unwrapped and de-prefixed).
+            state_dict (dict[str, Tensor]): Unwrapped, de-prefixed keys in the
+                timm / DINO v1 layout, or the official DINOv2 layout (converted
+                with :func:`~mmuol.models.backbones.checkpoint.to_timm_layout`).
             source (str): Where it came from, for error messages.
 
         Raises:
             CheckpointMismatchError: Missing/unexpected keys or wrong shapes.
         """
-        state_dict = dict(state_dict)
-        if any(k in state_dict for k in ('mask_token', 'register_tokens')):
-            # Official DINOv2 layout -> timm layout.
-            from timm.models.vision_transformer import _convert_dinov2
-            state_dict = _convert_dinov2(state_dict, self)
+        state_dict = to_timm_layout(state_dict)
         pos = state_dict.get('pos_embed')
         if pos is not None and pos.shape != self.pos_embed.shape:
             # A different training resolution: adopt the stored table, it is
@@ -342,8 +383,8 @@ class DINOViT(BaseModule):
                 raise CheckpointMismatchError(
                     f'pos_embed of shape {tuple(pos.shape)} in {source} does not fit '
                     f'this backbone (expects (1, {num_extra} + g*g, {self.embed_dims}))')
-            self.pos_embed = nn.Parameter(torch.zeros_like(pos),
-                                          requires_grad=self.pos_embed.requires_grad)
+            self.pos_embed = nn.Parameter(
+                torch.zeros_like(pos), requires_grad=self.pos_embed.requires_grad)
             self.pos_grid = (side, side)
         own = self.state_dict()
         missing = sorted(k for k in own if k not in state_dict)
@@ -382,7 +423,8 @@ class DINOViT(BaseModule):
     # ------------------------------------------------------------------ #
     # forward
     # ------------------------------------------------------------------ #
-    def _qkv_hook(self, module: nn.Module, inputs, output: Tensor) -> None:
+    def _qkv_hook(self, module: nn.Module, inputs: Tuple[Tensor, ...], output: Tensor) -> None:
+        """Keep the last block's ``(B, T, 3 * C)`` qkv output when asked."""
         if self._record_qkv:
             self._qkv = output
 
@@ -397,7 +439,11 @@ class DINOViT(BaseModule):
             x (Tensor): ``(B, 3, H, W)`` normalised images.
 
         Returns:
-            tuple: tokens ``(B, T, C)`` and the patch grid ``(h, w)``.
+            tuple[Tensor, tuple[int, int]]: Tokens ``(B, T, C)``,
+            ``T = num_prefix_tokens + h * w``, and the patch grid ``(h, w)``.
+
+        Raises:
+            ValueError: ``x`` is not 4-D or is smaller than one patch.
         """
         if x.dim() != 4:
             raise ValueError(f'DINOViT expects (B, C, H, W) input, got shape {tuple(x.shape)}')
@@ -406,9 +452,7 @@ class DINOViT(BaseModule):
         if height < p or width < p:
             raise ValueError(f'input of {height}x{width} pixels is smaller than one '
                              f'{p}x{p} patch')
-        pad_h, pad_w = (-height) % p, (-width) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = pad_to_patch_multiple(x, p)
         feat = self.patch_embed.proj(x)  # (B, C, h, w)
         grid_hw = (int(feat.shape[-2]), int(feat.shape[-1]))
         tokens = self.patch_embed.norm(feat.flatten(2).transpose(1, 2))
@@ -430,10 +474,13 @@ class DINOViT(BaseModule):
         return tokens, grid_hw
 
     def _to_map(self, tokens: Tensor, grid_hw: Tuple[int, int]) -> Tensor:
+        """``(B, T, C)`` tokens -> ``(B, C, h, w)`` map of the patch tokens."""
         patches = tokens[:, self.num_prefix_tokens:]
         return patches.transpose(1, 2).reshape(tokens.shape[0], -1, *grid_hw).contiguous()
 
-    def forward_last_block(self, x: Tensor, with_qkv: bool = True,
+    def forward_last_block(self,
+                           x: Tensor,
+                           with_qkv: bool = True,
                            with_attn: Union[bool, str] = True) -> LastBlockOutput:
         """Run the ViT and expose the last block's internals.
 
@@ -480,8 +527,48 @@ class DINOViT(BaseModule):
                 attn = (query @ heads[1].transpose(-2, -1) * scale).softmax(dim=-1)
             if with_qkv:
                 q, k, v = (t.transpose(1, 2).reshape(bsz, num_tok, -1) for t in heads)
-        return LastBlockOutput(tuple(outs), final, q, k, v, attn, grid_hw,
-                               self.num_prefix_tokens)
+        return LastBlockOutput(tuple(outs), final, q, k, v, attn, grid_hw, self.num_prefix_tokens)
+
+    def last_block_maps(self,
+                        x: Tensor,
+                        features: Union[str, Sequence[str]] = ('k', ),
+                        with_cls_attn: bool = False) -> LastBlockMaps:
+        """Last-block patch features as ``(B, C, h, w)`` maps.
+
+        The way segmentors and teachers read the ViT: the input is zero-padded
+        at the bottom/right to a multiple of the patch size
+        (:func:`~mmuol.localization.utils.pad_to_patch_multiple`, the
+        official padding; an image smaller than one patch becomes one patch,
+        as FOUND's ``make_input_divisible``), the prefix tokens are dropped and
+        the patch tokens laid out on the grid. Only the CLS query's attention
+        row is computed (``forward_last_block(with_attn='cls')``).
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` normalised images.
+            features (str | Sequence[str]): Any of :data:`LAST_BLOCK_FEATURES`.
+                Defaults to ``('k',)``.
+            with_cls_attn (bool): Also return the CLS attention to the
+                patches. Defaults to False.
+
+        Returns:
+            LastBlockMaps: ``maps[f]`` of shape ``(B, C, h, w)`` for each
+            requested feature, the ``(B, heads, h * w)`` CLS attention (or
+            None) and the grid ``(h, w)``.
+
+        Raises:
+            ValueError: No feature or an unknown one.
+        """
+        names = (features, ) if isinstance(features, str) else tuple(features)
+        unknown = [name for name in names if name not in LAST_BLOCK_FEATURES]
+        if not names or unknown:
+            raise ValueError(f'features must be some of {LAST_BLOCK_FEATURES}, got {features!r}')
+        out = self.forward_last_block(
+            pad_to_patch_multiple(x, self.patch_size),
+            with_qkv=any(name != 'tokens' for name in names),
+            with_attn='cls' if with_cls_attn else False)
+        parts = dict(q=out.q, k=out.k, v=out.v, tokens=out.tokens)
+        maps = {name: self._to_map(parts[name], out.grid_hw) for name in names}
+        return LastBlockMaps(maps, out.cls_attn if with_cls_attn else None, out.grid_hw)
 
     # DINO-compatible API (facebookresearch/dino ``VisionTransformer``), so
     # code written for the official model runs unchanged.

@@ -6,22 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from mmuol.models.backbones import (CheckpointMismatchError, DINOViT, WeightsUnavailableError,
-                                    interpolate_pos_embed_dino, unwrap_state_dict)
+from mmuol.models.backbones import CheckpointMismatchError, DINOViT, interpolate_pos_embed_dino
 from mmuol.testing import golden_path
-from mmuol.testing.models import TINY_VIT_ARCH
-
-GOLDEN = 'dino_vit_tiny_backbone.npz'
+from mmuol.testing.models import GOLDEN_TINY_VIT, TINY_VIT_ARCH, golden_tiny_vit_state_dict
 
 
 @pytest.fixture(scope='module')
 def golden():
-    return np.load(golden_path('found_lost_tokencut', GOLDEN))
+    return np.load(golden_path(*GOLDEN_TINY_VIT))
 
 
 @pytest.fixture(scope='module')
-def official_state_dict(golden):
-    return {k[4:]: torch.from_numpy(golden[k]) for k in golden.files if k.startswith('sd::')}
+def official_state_dict():
+    return golden_tiny_vit_state_dict()
 
 
 @pytest.fixture(scope='module')
@@ -44,8 +41,8 @@ def test_matches_official_dino(golden, golden_model, case):
         dino_inter = golden_model.get_intermediate_layers(x, n=2)
 
     def check(name, value):
-        np.testing.assert_allclose(value.numpy(), golden[f'{case}::{name}'], atol=1e-5,
-                                   err_msg=f'{case}::{name}')
+        np.testing.assert_allclose(
+            value.numpy(), golden[f'{case}::{name}'], atol=1e-5, err_msg=f'{case}::{name}')
 
     check('prepare_tokens', tokens)
     check('prepare_tokens', dino_tokens)
@@ -63,8 +60,8 @@ def test_matches_official_dino(golden, golden_model, case):
     # get_intermediate_layers(x, n=2): both after the final norm.
     for i, fmap in enumerate(out.feature_maps):
         patches = fmap.flatten(2).transpose(1, 2)
-        np.testing.assert_allclose(patches.numpy(), golden[f'{case}::intermediate_n2_{i}'][:, 1:],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            patches.numpy(), golden[f'{case}::intermediate_n2_{i}'][:, 1:], atol=1e-5)
     np.testing.assert_allclose(out.tokens.numpy(), golden[f'{case}::intermediate_n2_1'], atol=1e-5)
     assert grid == (x.shape[2] // 8, x.shape[3] // 8)
     assert out.patch_keys.shape == (1, grid[0] * grid[1], 48)
@@ -77,8 +74,8 @@ def test_pos_embed_uses_dino_scale_factor_not_size():
     table = torch.randn(1, 16, 8)
     ours = interpolate_pos_embed_dino(table, (5, 7), (4, 4))
     grid = table.reshape(1, 4, 4, 8).permute(0, 3, 1, 2)
-    by_size = torch.nn.functional.interpolate(grid, size=(5, 7), mode='bicubic',
-                                              align_corners=False)
+    by_size = torch.nn.functional.interpolate(
+        grid, size=(5, 7), mode='bicubic', align_corners=False)
     by_size = by_size.permute(0, 2, 3, 1).reshape(1, 35, 8)
     assert ours.shape == (1, 35, 8)
     assert not torch.allclose(ours, by_size, atol=1e-4)
@@ -98,24 +95,6 @@ def test_official_key_layout_loads(arch, key):
     model.load_converted_state_dict(fake)  # strict: raises on any mismatch
 
 
-def test_full_checkpoint_prefixes_are_unwrapped(official_state_dict, tmp_path):
-    """DINO full checkpoints: teacher key, module./backbone. prefixes, heads."""
-    teacher = {f'module.backbone.{k}': v for k, v in official_state_dict.items()}
-    teacher['module.head.mlp.0.weight'] = torch.zeros(2, 2)
-    full = {'teacher': teacher, 'student': {}, 'epoch': 3}
-    path = tmp_path / 'full.pth'
-    torch.save(full, path)
-    model = DINOViT(arch=dict(TINY_VIT_ARCH, img_size=32),
-                    init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    for k, v in official_state_dict.items():
-        torch.testing.assert_close(model.state_dict()[k], v)
-    assert all(not p.requires_grad for p in model.parameters())
-    # detector-style checkpoint (mmengine): state_dict with backbone. keys
-    det = {'state_dict': {f'backbone.{k}': v for k, v in official_state_dict.items()},
-           'meta': {}}
-    assert unwrap_state_dict(det).keys() == official_state_dict.keys()
-
-
 def test_wrong_keys_raise_clear_error(official_state_dict):
     model = DINOViT(arch=dict(TINY_VIT_ARCH, img_size=32))
     bad = dict(official_state_dict)
@@ -128,26 +107,11 @@ def test_wrong_keys_raise_clear_error(official_state_dict):
     assert 'unexpected keys' in msg and 'blocks.9.attn.qkv.weight' in msg
     # wrong width (a ViT-S checkpoint into a tiny model)
     with pytest.raises(CheckpointMismatchError, match='shape'):
-        model.load_converted_state_dict(
-            {k: torch.zeros(v.shape[:-1] + (v.shape[-1] + 1, )) if v.dim() else v
-             for k, v in official_state_dict.items()})
-
-
-def test_offline_download_error_names_url_and_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
-
-    def no_network(*args, **kwargs):
-        raise OSError('network is unreachable')
-
-    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_network)
-    with pytest.raises(WeightsUnavailableError) as err:
-        DINOViT(arch='dino_vits16', init_cfg=dict(type='Pretrained', checkpoint='default'))
-    msg = str(err.value)
-    assert 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/' in msg
-    assert str(tmp_path) in msg and 'checkpoint=' in msg
-    with pytest.raises(FileNotFoundError):
-        DINOViT(arch=dict(TINY_VIT_ARCH), init_cfg=dict(type='Pretrained',
-                                                        checkpoint=str(tmp_path / 'none.pth')))
+        model.load_converted_state_dict({
+            k:
+            torch.zeros(v.shape[:-1] + (v.shape[-1] + 1, )) if v.dim() else v
+            for k, v in official_state_dict.items()
+        })
 
 
 def test_dino_vits8_default_is_300_epoch_file():
@@ -197,22 +161,6 @@ def test_dinov2_registers(arch):
     torch.testing.assert_close(out.attn.sum(-1), torch.ones(1, 6, 15 + out.num_prefix_tokens))
 
 
-def test_dinov2_official_layout_converts():
-    """Official DINOv2 files (register_tokens, mask_token) load via timm's map."""
-    model = DINOViT(arch='dinov2_vits14_reg', img_size=28)
-    sd = {k: v.clone() for k, v in model.state_dict().items()}
-    official = dict(sd)
-    official['register_tokens'] = official.pop('reg_token')
-    cls = official.pop('cls_token')
-    pos = official.pop('pos_embed')
-    official['cls_token'] = cls - 0.5
-    official['pos_embed'] = torch.cat([torch.full_like(pos[:, :1], 0.5), pos], 1)
-    official['mask_token'] = torch.zeros(1, 384)
-    model.load_converted_state_dict(official)
-    torch.testing.assert_close(model.cls_token, cls)
-    torch.testing.assert_close(model.pos_embed, pos)
-
-
 def test_cls_only_attention_equals_full_row(golden, golden_model):
     """with_attn='cls' returns the CLS row of the full attention, nothing more."""
     x = torch.from_numpy(golden['rect40x56::input'])
@@ -222,21 +170,65 @@ def test_cls_only_attention_equals_full_row(golden, golden_model):
     assert cls.attn.shape == (1, 3, 1, 36)
     torch.testing.assert_close(cls.attn[:, :, 0], full.attn[:, :, 0])
     torch.testing.assert_close(cls.cls_attn, full.cls_attn)
-    np.testing.assert_allclose(cls.cls_attn.numpy(), golden['rect40x56::last_attn'][:, :, 0, 1:],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        cls.cls_attn.numpy(), golden['rect40x56::last_attn'][:, :, 0, 1:], atol=1e-5)
     with pytest.raises(ValueError, match='with_attn'):
         golden_model.forward_last_block(x, with_attn='rows')
 
 
-def test_offline_hub_id_error(monkeypatch, tmp_path):
-    """A Hugging Face / timm hub id that cannot be fetched names its URL."""
-    monkeypatch.setenv('HF_HOME', str(tmp_path))
-    import socket
+@pytest.mark.parametrize('init_cfg,bad_key', [
+    (dict(type='Pretrained', chekpoint='dino.pth'), 'chekpoint'),
+    ([dict(type='Pretrained', checkpoint='dino.pth', prefix='backbone.')], 'prefix'),
+])
+@pytest.mark.parametrize('frozen', [True, False])
+def test_unknown_pretrained_key_is_an_error(init_cfg, bad_key, frozen):
+    """A misspelt init_cfg key used to be ignored (loading the default weights)."""
+    with pytest.raises(ValueError, match=f"unknown key.*'{bad_key}'") as err:
+        DINOViT(arch=dict(TINY_VIT_ARCH), frozen=frozen, init_cfg=init_cfg)
+    assert "'checkpoint'" in str(err.value)
+    if bad_key == 'chekpoint':
+        assert "did you mean 'checkpoint'?" in str(err.value)
 
-    def no_dns(*args, **kwargs):
-        raise OSError('Name or service not known')
 
-    monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
-    with pytest.raises(WeightsUnavailableError, match='huggingface.co/timm/vit_small_patch16_224.dino'):
-        DINOViT(arch='dino_vits16',
-                init_cfg=dict(type='Pretrained', checkpoint='timm/vit_small_patch16_224.dino'))
+@pytest.mark.parametrize('arch', [dict(TINY_VIT_ARCH), dict(TINY_VIT_ARCH, reg_tokens=2)])
+def test_last_block_maps_equal_forward_last_block(arch):
+    """Maps are the patch tokens of forward_last_block on the padded input,
+    patch i * w + j at [:, :, i, j]; the CLS row is the full attention's."""
+    torch.manual_seed(0)
+    model = DINOViT(arch=arch).eval()
+    x = torch.randn(2, 3, 37, 50)  # padded to 40x56: 5x7 patches
+    with torch.no_grad():
+        out = model.forward_last_block(x, with_qkv=True, with_attn=True)
+        res = model.last_block_maps(x, ('q', 'k', 'v', 'tokens'), with_cls_attn=True)
+    npre = out.num_prefix_tokens
+    assert npre == 1 + arch.get('reg_tokens', 0)
+    assert res.grid_hw == out.grid_hw == (5, 7)
+    assert list(res.maps) == ['q', 'k', 'v', 'tokens']
+    for name, tokens in (('q', out.q), ('k', out.k), ('v', out.v), ('tokens', out.tokens)):
+        fmap = res.maps[name]
+        assert fmap.shape == (2, 48, 5, 7) and fmap.is_contiguous()
+        for i, j in ((0, 0), (0, 6), (4, 0), (3, 5)):
+            torch.testing.assert_close(fmap[:, :, i, j], tokens[:, npre + i * 7 + j])
+    torch.testing.assert_close(res.cls_attn, out.attn[:, :, 0, npre:])
+    assert res.cls_attn.shape == (2, 3, 35)
+    # One feature by name, no attention unless asked.
+    only_v = model.last_block_maps(x, 'v')
+    assert list(only_v.maps) == ['v'] and only_v.cls_attn is None
+    torch.testing.assert_close(only_v.maps['v'], res.maps['v'])
+    with pytest.raises(ValueError, match='features must be'):
+        model.last_block_maps(x, ('keys', ))
+    with pytest.raises(ValueError, match='features must be'):
+        model.last_block_maps(x, ())
+
+
+def test_last_block_maps_pad_images_smaller_than_a_patch():
+    """As FOUND's make_input_divisible: a 7x40 image is zero-padded to one row
+    of patches (forward_last_block itself refuses it)."""
+    model = DINOViT(arch=dict(TINY_VIT_ARCH)).eval()
+    x = torch.randn(1, 3, 7, 40)
+    with pytest.raises(ValueError, match='smaller than one'):
+        model.forward_last_block(x)
+    res = model.last_block_maps(x, 'k')
+    assert res.grid_hw == (1, 5)
+    padded = model.forward_last_block(torch.nn.functional.pad(x, (0, 0, 0, 1)))
+    torch.testing.assert_close(res.maps['k'][:, :, 0].transpose(1, 2), padded.patch_keys)

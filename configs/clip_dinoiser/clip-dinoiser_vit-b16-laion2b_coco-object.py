@@ -1,0 +1,5 @@
+# CLIP-DINOiser (released heads, checkpoints/clip_dinoiser/last.pt) on COCO-Object val2017, 81
+# classes (background rule on).
+#   python tools/test.py configs/clip_dinoiser/clip-dinoiser_vit-b16-laion2b_coco-object.py
+_base_ = ['./_base_/clip-dinoiser_vit-b16.py', '../_base_/datasets/coco-object_ov.py']
+model = dict(decode_head=dict(class_names='coco_object', background_rule=True))

@@ -1,0 +1,5 @@
+# MaskCLIP alone (training-free) on PASCAL Context val, 60 classes incl. background (plain
+# argmax).
+#   python tools/test.py configs/clip_dinoiser/maskclip_vit-b16-laion2b_pascal-context60.py
+_base_ = ['./_base_/maskclip_vit-b16.py', '../_base_/datasets/pascal-context60_ov.py']
+model = dict(decode_head=dict(class_names='context60', background_rule=False))

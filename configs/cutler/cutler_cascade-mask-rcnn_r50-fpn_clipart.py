@@ -1,0 +1,19 @@
+# CutLER zero-shot on Clipart (Inoue et al., cross-domain detection; VOC layout),
+# train + test images, class-agnostic box AP / AR.
+#   python tools/test.py configs/cutler/cutler_cascade-mask-rcnn_r50-fpn_clipart.py CKPT
+_base_ = ['./_base_/voc-layout_zero-shot.py']
+
+data_root = 'data/cross-domain/'
+_clipart = dict(
+    type='ClassAgnosticVOCDataset',
+    data_root=data_root,
+    data_prefix=dict(sub_data_root='clipart/'),
+    test_mode=True,
+    pipeline={{_base_.voc_pipeline}})
+test_dataloader = dict(
+    dataset=dict(
+        type='ConcatDataset',
+        datasets=[
+            dict(_clipart, ann_file='clipart/ImageSets/Main/train.txt'),
+            dict(_clipart, ann_file='clipart/ImageSets/Main/test.txt'),
+        ]))
