@@ -33,6 +33,8 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:  # run from a source checkout without installing
     sys.path.insert(0, _ROOT)
 
+from mmuol.utils.image_io import read_image  # noqa: E402
+
 BASES = {
     'clip-dinoiser': 'configs/clip_dinoiser/_base_/clip-dinoiser_vit-b16.py',
     'maskclip': 'configs/clip_dinoiser/_base_/maskclip_vit-b16.py',
@@ -112,15 +114,15 @@ def build_model(args: argparse.Namespace, prompts: List[str], device: str):
     return model.to(device).eval()
 
 
-def predict(model, image_path: str, short_side: int) -> np.ndarray:
-    """``(H, W)`` label map of one image (original size)."""
+def predict(model, image_bgr: np.ndarray, short_side: int) -> np.ndarray:
+    """``(H, W)`` label map of one decoded BGR image (original size)."""
     import torch
     from mmengine.dataset import Compose
-    steps = [dict(type='LoadImageFromFile')]
+    steps = [dict(type='LoadImageFromNDArray')]
     if short_side > 0:
         steps.append(dict(type='Resize', scale=(1 << 20, short_side), keep_ratio=True))
     steps.append(dict(type='PackSegInputs'))
-    data = Compose(steps)(dict(img_path=image_path))
+    data = Compose(steps)(dict(img=image_bgr))
     with torch.no_grad():
         out = model.test_step(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
     return out[0].pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
@@ -159,14 +161,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if not osp.isfile(args.image):
             raise FileNotFoundError(f'image {args.image!r} not found')
-        image = cv2.imread(args.image, cv2.IMREAD_COLOR)  # grayscale -> 3 channels
-        if image is None:
-            raise ValueError(f'cannot decode {args.image!r} as an image')
+        # The shared decoder: grey, palette, CMYK and 16-bit files become
+        # 8-bit BGR; a truncated or empty file is an error naming it.
+        image = read_image(args.image, 'bgr')
         prompts = read_prompts(args)
         device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
         model = build_model(args, prompts, device)
-        labels = predict(model, args.image, args.short_side)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+        labels = predict(model, image, args.short_side)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     os.makedirs(osp.dirname(osp.abspath(args.out_file)), exist_ok=True)

@@ -209,3 +209,8 @@ def test_demo_with_local_checkpoint(tmp_path, capsys):
     assert 'duplicate' in capsys.readouterr().err
     assert demo.main([str(tmp_path / 'nope.jpg'), '--prompts', 'a', 'b'] + common) == 2
     assert 'not found' in capsys.readouterr().err
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(cv2.imencode('.jpg', z['src_image_uint8'])[1].tobytes()[:300])
+    assert demo.main([str(broken), '--prompts', 'a', 'b', '--out-file', str(out)] + common) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and 'truncated' in err

@@ -3,6 +3,7 @@
 and the five-crop tool."""
 import collections
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -157,6 +158,23 @@ def test_five_crop_tool_writes_resumes_and_checks(tmp_path, capsys):
         tool.main(args)
     with pytest.raises(FileNotFoundError, match='--img-list'):
         tool.main(args + ['--img-list', str(tmp_path / 'nope.txt')])
+
+
+def test_five_crop_tool_skips_an_unreadable_image(tmp_path, capsys):
+    src = tmp_path / 'src'
+    _write_images(src, 3)
+    data = (src / 'img' / 'im1.jpg').read_bytes()
+    (src / 'img' / 'im1.jpg').write_bytes(data[:len(data) // 2])  # truncated
+    out = tmp_path / 'crops'
+    _tool('tools/stego/five_crop.py').main(
+        ['--img-dir', str(src / 'img'), '--out-dir',
+         str(out), '--workers', '1'])
+    captured = capsys.readouterr()
+    assert 'im1.jpg' in captured.out + captured.err and 'truncated' in captured.out + captured.err
+    assert '2 unreadable' not in captured.out and '1 unreadable skipped' in captured.out
+    assert (out /
+            'crops.txt').read_text().split() == [f'im{i}_{k}' for i in (0, 2) for k in range(5)]
+    assert json.loads((out / 'five_crop.json').read_text())['unreadable_images'] == ['im1']
 
 
 def test_five_crop_dataset_and_knn_pair_wrapper(tmp_path):

@@ -238,3 +238,33 @@ def test_resize_label_to_image():
     out = ResizeLabelToImage()(dict(img=np.zeros((4, 6, 3), np.uint8), gt_seg_map=labels))
     np.testing.assert_array_equal(out['gt_seg_map'],
                                   [[1, 1, 1, 2, 2, 2]] * 2 + [[3, 3, 3, 4, 4, 4]] * 2)
+
+
+def test_a_truncated_image_stops_with_its_name_and_keeps_the_work(tmp_path):
+    base, stems = _voc(tmp_path / 'data', n=3)
+    jpg = base / 'JPEGImages' / f'{stems[2]}.jpg'
+    data = jpg.read_bytes()
+    jpg.write_bytes(data[:len(data) // 2])
+    torch.manual_seed(0)
+    weights = tmp_path / 'tiny_vit.pth'
+    torch.save(DINOViT(arch=dict(TINY_VIT_ARCH), init_cfg=None).state_dict(), str(weights))
+    out_dir = tmp_path / 'work'
+    cfg_path = tmp_path / 'semantic.py'
+    cfg_path.write_text(f"""
+_base_ = [{str(CONFIG)!r}]
+pseudo_labels = dict(
+    backbone=dict(_delete_=True, type='DINOViT', arch={dict(TINY_VIT_ARCH)!r},
+                  init_cfg=dict(type='Pretrained', checkpoint={str(weights)!r})),
+    img_dir={str(base / 'JPEGImages')!r}, out_dir={str(out_dir)!r},
+    segments=dict(num_segments=3), clusters=dict(pca_dim=4, num_clusters=3))
+""")
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), str(cfg_path), '--device', 'cpu'],
+        capture_output=True,
+        text=True,
+        cwd=REPO)
+    assert proc.returncode == 2
+    assert str(jpg) in proc.stderr and 'truncated' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    done = sorted(p.stem for p in (out_dir / 'segments').glob('*.npz'))
+    assert done == stems[:2]  # the images before it are kept for the re-run

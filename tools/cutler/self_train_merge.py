@@ -125,4 +125,8 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (OSError, ValueError) as err:  # bad or missing input files, named
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)

@@ -197,8 +197,9 @@ def _fingerprint(settings: dict) -> str:
 
 def run_segments(settings: dict, names: List[str], device: str) -> List[str]:
     """Step 1 for every image (skips finished ones). Returns npz paths."""
-    from PIL import Image
     from tqdm import tqdm
+
+    from mmuol.utils.image_io import read_image
     seg_dir = osp.join(settings['out_dir'], 'segments')
     os.makedirs(seg_dir, exist_ok=True)
     stamp = osp.join(seg_dir, 'settings.json')
@@ -221,12 +222,11 @@ def run_segments(settings: dict, names: List[str], device: str) -> List[str]:
         vit = build_backbone(settings['backbone'], device)
         for name, path in tqdm(todo, desc='segments', unit='img'):
             file = osp.join(settings['img_dir'], name)
+            rgb = read_image(file, 'rgb')  # errors name the file
             try:
-                with Image.open(file) as img:
-                    rgb = np.array(img.convert('RGB'))
                 arrays = image_segments(vit, rgb, settings, device)
-            except (OSError, ValueError) as err:
-                raise type(err)(f'{file}: {err}') from None
+            except ValueError as err:
+                raise ValueError(f'{file}: {err}') from None
             _save_npz(path, arrays)
     return paths
 
@@ -276,6 +276,8 @@ def run_semantic(settings: dict, names: List[str], seg_paths: List[str],
     """Step 3: patch-level semantic maps (and CRF-refined ones)."""
     from PIL import Image
     from tqdm import tqdm
+
+    from mmuol.utils.image_io import read_image
     out_dir = osp.join(settings['out_dir'], 'semantic')
     os.makedirs(out_dir, exist_ok=True)
     crf_dir = osp.join(settings['out_dir'], 'semantic_crf') if settings['crf'] else None
@@ -296,8 +298,7 @@ def run_semantic(settings: dict, names: List[str], seg_paths: List[str],
         if crf_dir:
             from mmuol.localization import dsm_crf
             from mmuol.localization.dsm import upsample_patch_labels
-            with Image.open(osp.join(settings['img_dir'], name)) as img:
-                rgb = np.asarray(img.convert('RGB'))
+            rgb = read_image(osp.join(settings['img_dir'], name), 'rgb')
             full = upsample_patch_labels(sem, cell, image_hw)
             refined = dsm_crf(rgb, full, num_classes=max(num_ids, 2)).numpy()
             Image.fromarray(
@@ -317,4 +318,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (OSError, ValueError, RuntimeError) as err:
+        # A bad image stops the run with its name; the segments already
+        # written are kept and a re-run resumes after them.
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)

@@ -13,7 +13,10 @@ are written as::
 which ``FiveCropDataset`` reads (labels are mapped at load time by the same
 ``STEGORemapLabels`` as the source). The run is resumable (an image whose five
 crops exist is skipped, files are written atomically), parallel
-(``--workers``) and shows a progress bar. Step 2 is
+(``--workers``) and shows a progress bar. An image that cannot be decoded
+(truncated, empty, not an image) is named in a warning, left out of
+``crops.txt`` and counted; a label map that is missing or of another size
+stops the run (a wrong ``--ann-dir``), keeping the crops already written. Step 2 is
 ``tools/stego/precompute_knns.py``; see ``configs/stego/README.md``.
 
 Usage:
@@ -27,6 +30,7 @@ import json
 import os
 import os.path as osp
 import sys
+from contextlib import ExitStack
 from multiprocessing import Pool
 from typing import List, Optional, Sequence, Tuple
 
@@ -37,6 +41,7 @@ if _ROOT not in sys.path:  # run from a source checkout without installing
     sys.path.insert(0, _ROOT)
 
 from mmuol.localization.stego import five_crop_boxes  # noqa: E402
+from mmuol.utils.image_io import read_image  # noqa: E402
 
 NUM_CROPS = 5
 
@@ -91,24 +96,24 @@ def _save(img: Image.Image, path: str, **kwargs) -> None:
     os.replace(tmp, path)
 
 
-def crop_one(job: Tuple[str, dict]) -> Tuple[str, bool]:
+def crop_one(job: Tuple[str, dict]) -> Tuple[str, bool, Optional[str]]:
     """Write the five crops of one image (skipped if already complete).
 
     Returns:
-        tuple[str, bool]: the stem and whether anything was written.
+        tuple[str, bool, str | None]: the stem, whether anything was written
+        and, for an image that cannot be decoded, why.
     """
     stem, opt = job
     outs = [osp.join(opt['out_dir'], 'img', f'{stem}_{k}.jpg') for k in range(NUM_CROPS)]
     segs = [osp.join(opt['out_dir'], 'label', f'{stem}_{k}.png') for k in range(NUM_CROPS)]
     with_labels = opt['ann_dir'] is not None
     if all(map(osp.isfile, outs)) and (not with_labels or all(map(osp.isfile, segs))):
-        return stem, False
+        return stem, False, None
     img_path = osp.join(opt['img_dir'], stem + opt['img_suffix'])
     try:
-        img = Image.open(img_path)
-        img = img.convert('RGB')
+        img = Image.fromarray(read_image(img_path, 'rgb'))
     except (OSError, ValueError) as e:
-        raise ValueError(f'{img_path}: cannot read the image ({e})') from None
+        return stem, False, str(e)
     seg = None
     if with_labels:
         seg_path = osp.join(opt['ann_dir'], stem + opt['seg_suffix'])
@@ -128,7 +133,7 @@ def crop_one(job: Tuple[str, dict]) -> Tuple[str, bool]:
         _save(img.crop(box), outs[k], format='JPEG', quality=opt['quality'])
         if seg is not None:
             _save(seg.crop(box), segs[k], format='PNG')
-    return stem, True
+    return stem, True, None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -148,17 +153,20 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         crop_ratio=args.crop_ratio,
         quality=args.quality)
     jobs = [(s, opt) for s in stems]
-    written = 0
-    with tqdm(total=len(jobs), desc='five-crop', unit='img') as bar:
+    written, unreadable = 0, {}
+    with ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(jobs), desc='five-crop', unit='img'))
+        results = map(crop_one, jobs)
         if args.workers > 1:
-            with Pool(args.workers) as pool:
-                for _, new in pool.imap(crop_one, jobs, chunksize=16):
-                    written += new
-                    bar.update()
-        else:
-            for job in jobs:
-                written += crop_one(job)[1]
-                bar.update()
+            pool = stack.enter_context(Pool(args.workers))
+            results = pool.imap(crop_one, jobs, chunksize=16)
+        for stem, new, error in results:
+            written += new
+            if error is not None:
+                unreadable[stem] = error
+                bar.write(f'warning: skipping {error}')
+            bar.update()
+    stems = [s for s in stems if s not in unreadable]
     with open(osp.join(args.out_dir, 'crops.txt'), 'w') as f:
         f.writelines(f'{s}_{k}\n' for s in stems for k in range(NUM_CROPS))
     with open(osp.join(args.out_dir, 'five_crop.json'), 'w') as f:
@@ -170,12 +178,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 crop_ratio=args.crop_ratio,
                 quality=args.quality,
                 images=len(stems),
-                crops=len(stems) * NUM_CROPS),
+                crops=len(stems) * NUM_CROPS,
+                unreadable_images=sorted(unreadable)),
             f,
             indent=1)
     print(f'{len(stems)} images -> {len(stems) * NUM_CROPS} crops in {args.out_dir} '
-          f'({written} images cropped now, {len(stems) - written} already done)')
+          f'({written} images cropped now, {len(stems) - written} already done' +
+          (f', {len(unreadable)} unreadable skipped' if unreadable else '') + ')')
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (OSError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)

@@ -185,4 +185,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (OSError, ValueError) as err:  # missing crops, bad config values: named
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
