@@ -4,16 +4,13 @@
 _base_ = ['./_base_/voc-layout_zero-shot.py']
 
 data_root = 'data/VOCdevkit/'
-_voc07 = dict(
-    type='ClassAgnosticVOCDataset',
-    data_root=data_root,
-    data_prefix=dict(sub_data_root='VOC2007/'),
-    test_mode=True,
-    pipeline={{_base_.voc_pipeline}})
 test_dataloader = dict(
     dataset=dict(
         type='ConcatDataset',
         datasets=[
-            dict(_voc07, ann_file='VOC2007/ImageSets/Main/trainval.txt'),
-            dict(_voc07, ann_file='VOC2007/ImageSets/Main/test.txt'),
+            dict(
+                _base_.voc_dataset,
+                data_root=data_root,
+                data_prefix=dict(sub_data_root='VOC2007/'),
+                ann_file=f'VOC2007/ImageSets/Main/{split}.txt') for split in ('trainval', 'test')
         ]))

@@ -4,16 +4,13 @@
 _base_ = ['./_base_/voc-layout_zero-shot.py']
 
 data_root = 'data/cross-domain/'
-_watercolor = dict(
-    type='ClassAgnosticVOCDataset',
-    data_root=data_root,
-    data_prefix=dict(sub_data_root='watercolor/'),
-    test_mode=True,
-    pipeline={{_base_.voc_pipeline}})
 test_dataloader = dict(
     dataset=dict(
         type='ConcatDataset',
         datasets=[
-            dict(_watercolor, ann_file='watercolor/ImageSets/Main/train.txt'),
-            dict(_watercolor, ann_file='watercolor/ImageSets/Main/test.txt'),
+            dict(
+                _base_.voc_dataset,
+                data_root=data_root,
+                data_prefix=dict(sub_data_root='watercolor/'),
+                ann_file=f'watercolor/ImageSets/Main/{split}.txt') for split in ('train', 'test')
         ]))

@@ -47,7 +47,5 @@ __all__ = [
     'MaskCutLocalizer', 'CorLocMetric', 'VOCCorLocDataset', 'COCO20kDataset',
     'LoadCorLocImageFromFile', 'CorLocVisualizationHook', 'MaskCutDataset', 'DropLoss',
     'DropLossStandardRoIHead', 'DropLossCascadeRoIHead', 'CutLERCopyPaste', 'SelfTrainingHook',
-    'ClassAgnosticCocoMetric', 'ClassAgnosticCocoDataset', 'ClassAgnosticVOCDataset'
+    'ClassAgnosticCocoMetric', 'ClassAgnosticCocoDataset', 'ClassAgnosticVOCDataset', 'DSMLocalizer'
 ]
-# Deep Spectral Methods
-__all__ += ['DSMLocalizer']

@@ -21,6 +21,7 @@ from mmengine.logging import MMLogger
 from torch import Tensor
 
 from mmuol.evaluation import bbox_iou
+from .datasets import _quote
 
 
 def _boxes(instances: Optional[dict]) -> Tensor:
@@ -133,9 +134,7 @@ class CorLocMetric(BaseMetric):
                     (f', {no_gt} without non-hard objects skipped)' if no_gt else ')'))
         metrics = dict(corloc=corloc, num_images=num_images, num_hits=num_hits)
         if invalid:
-            shown = '\n  '.join(
-                invalid[:5]) + (f'\n  ... and {len(invalid) - 5} more' if len(invalid) > 5 else '')
             logger.warning(f'CorLoc: {len(invalid)} invalid images skipped (not evaluated, '
-                           f'skip_invalid=True):\n  {shown}')
+                           f'skip_invalid=True):{_quote(invalid)}')
             metrics['num_skipped'] = len(invalid)
         return metrics

@@ -78,6 +78,8 @@ def _xml_number(obj: ET.Element, tag: str, where: str) -> int:
 
 
 def _quote(invalid: Sequence[str]) -> str:
+    """The first invalid entries, one per line, for an error / log message
+    (shared by the CorLoc and CutLER datasets and :class:`CorLocMetric`)."""
     lines = list(invalid[:_NUM_QUOTED])
     if len(invalid) > _NUM_QUOTED:
         lines.append(f'... and {len(invalid) - _NUM_QUOTED} more')
@@ -392,6 +394,9 @@ class COCO20kDataset(_CorLocDatasetMixin, CocoDataset):
                 continue
             bbox = ann.get('bbox')
             try:
+                # Numbers only: float('12') would pass, then x + w fails later.
+                if any(isinstance(v, (str, bytes, bool)) for v in bbox):
+                    raise TypeError
                 x, y, w, h = (float(v) for v in bbox)
                 valid = all(math.isfinite(v) for v in (x, y, w, h)) and w >= 0 and h >= 0
             except (TypeError, ValueError):

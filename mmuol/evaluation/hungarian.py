@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from mmuol.utils.arrays import ArrayLike
+from mmuol.utils.arrays import ArrayLike, to_numpy
 
 __all__ = [
     'MATCHING_MODES', 'HungarianMatch', 'confusion_matrix', 'invalid_label_values',
@@ -169,8 +169,7 @@ def iou_from_histogram(histogram: np.ndarray) -> np.ndarray:
 
 
 def _check_confusion(confusion: ArrayLike) -> np.ndarray:
-    conf = confusion.detach().cpu().numpy() if isinstance(confusion, torch.Tensor) \
-        else np.asarray(confusion)
+    conf = to_numpy(confusion)
     if conf.ndim != 2:
         raise ValueError(f'confusion must be (num_clusters, num_classes), got shape {conf.shape}')
     if not np.issubdtype(conf.dtype, np.number) or (conf < 0).any():
@@ -290,5 +289,4 @@ def remap_clusters(preds: ArrayLike, cluster_to_class: Sequence[int]) -> np.ndar
         np.ndarray: Class ids (int64), ``-1`` for unassigned clusters.
     """
     table = np.asarray(cluster_to_class, dtype=np.int64)
-    pred = preds.cpu().numpy() if isinstance(preds, torch.Tensor) else np.asarray(preds)
-    return table[pred]
+    return table[to_numpy(preds)]

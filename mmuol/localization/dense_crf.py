@@ -47,15 +47,13 @@ from torch import Tensor
 from mmuol.utils.arrays import ArrayLike
 from mmuol.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 from .dense_crf_lattice import PermutohedralLattice
-from .utils import check_finite, mask_iou_or_nan
+from .utils import check_finite, check_int, mask_iou_or_nan
 
 __all__ = [
     'DenseCRFParams', 'MASKCUT_CRF', 'STEGO_CRF', 'DSM_CRF', 'dense_crf', 'maskcut_crf',
     'MaskCutCRFResult', 'maskcut_crf_postprocess', 'batch_maskcut_crf_postprocess', 'stego_crf',
     'dsm_crf'
 ]
-
-# ImageNet statistics used by STEGO's ``unnorm`` (and every DINO pipeline).
 
 
 class DenseCRFParams(NamedTuple):
@@ -636,11 +634,10 @@ def dsm_crf(image: ArrayLike,
             if not bool((seg == seg.round()).all()):
                 raise ValueError('segmap must hold integer labels, got fractional values')
         seg = seg.to(torch.int64)
-    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
-        raise ValueError(f'num_classes must be an int >= 2, got {num_classes!r}')
+    num_classes = check_int(num_classes, 'num_classes', low=2)
     if seg.numel() and (int(seg.min()) < 0 or int(seg.max()) >= num_classes):
         raise ValueError(f'segmap labels must lie in [0, {num_classes}), got '
                          f'[{int(seg.min())}, {int(seg.max())}]')
-    probs = F.one_hot(seg.long(), int(num_classes)).permute(2, 0, 1).to(torch.float32)
+    probs = F.one_hot(seg.long(), num_classes).permute(2, 0, 1).to(torch.float32)
     q = dense_crf(image, probs, params, backend=backend)
     return q.argmax(0)

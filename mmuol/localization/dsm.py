@@ -273,11 +273,7 @@ def dsm_feature_affinity(keys: ArrayLike,
     if threshold_at_zero:
         aff = aff.clamp_(min=0)
     if max_normalize:
-        top = float(aff.max())
-        if not top > 0:
-            raise ValueError('every feature affinity is zero (all-zero or mutually '
-                             'anti-correlated features): the patch graph has no edge')
-        aff = aff / top
+        aff = aff / _positive_top(float(aff.max()))
     return aff
 
 
@@ -478,21 +474,31 @@ class _Graph(NamedTuple):
 def _lower_affinity(feats: np.ndarray, max_normalize: bool, threshold_at_zero: bool,
                     dtype) -> np.ndarray:
     """Lower triangle of ``F Fᵀ`` (one ``syrk``), thresholded and scaled."""
-    f = np.asarray(feats, dtype=np.float32)
+    low = _syrk_lower(np.asarray(feats, dtype=np.float32))
+    if threshold_at_zero:
+        np.maximum(low, 0, out=low)
+    if max_normalize:
+        low /= np.float32(_positive_top(float(low.max())))
+    return np.ascontiguousarray(low, dtype=dtype)
+
+
+def _syrk_lower(f: np.ndarray) -> np.ndarray:
+    """``F Fᵀ`` of float32 ``F`` by one ``syrk``: C-ordered, lower triangle
+    valid, strict upper triangle zero."""
     syrk = scipy_blas.get_blas_funcs('syrk', (f, ))
     # C-ordered F is the Fortran-ordered Fᵀ: syrk(trans=1) writes the upper
     # triangle of F Fᵀ (Fortran order) and leaves the other one zero; its
     # transpose is C-ordered with the lower triangle valid.
-    low = syrk(1.0, f.T, trans=1, lower=0).T
-    if threshold_at_zero:
-        np.maximum(low, 0, out=low)
-    if max_normalize:
-        top = float(low.max())
-        if not top > 0:
-            raise ValueError('every feature affinity is zero (all-zero or mutually '
-                             'anti-correlated features): the patch graph has no edge')
-        low /= np.float32(top)
-    return np.ascontiguousarray(low, dtype=dtype)
+    return syrk(1.0, f.T, trans=1, lower=0).T
+
+
+def _positive_top(top: float) -> float:
+    """``top``, the largest affinity, checked to be positive (else the
+    graph has no edge)."""
+    if not top > 0:
+        raise ValueError('every feature affinity is zero (all-zero or mutually '
+                         'anti-correlated features): the patch graph has no edge')
+    return top
 
 
 def _lower_gram(feats: np.ndarray, threshold_at_zero: bool) -> Tuple[np.ndarray, float]:
@@ -509,11 +515,7 @@ def _lower_gram(feats: np.ndarray, threshold_at_zero: bool) -> Tuple[np.ndarray,
     f = np.ascontiguousarray(feats, dtype=np.float32)
     n = f.shape[0]
     if n <= _SYRK_MAX_N:
-        # One syrk is faster on small graphs. C-ordered F is the
-        # Fortran-ordered Fᵀ: syrk(trans=1) writes the upper triangle of
-        # F Fᵀ (Fortran order), whose transpose is a C-ordered lower one.
-        syrk = scipy_blas.get_blas_funcs('syrk', (f, ))
-        out = syrk(1.0, f.T, trans=1, lower=0).T
+        out = _syrk_lower(f)  # one syrk is faster on small graphs
         if threshold_at_zero:
             np.maximum(out, 0, out=out)
         return out, _gram_top(out)
@@ -545,11 +547,7 @@ def _lower_gram(feats: np.ndarray, threshold_at_zero: bool) -> Tuple[np.ndarray,
 def _gram_top(gram: np.ndarray) -> float:
     """The largest entry of a Gram matrix: on its diagonal (Cauchy-Schwarz),
     so no pass over the matrix looks for it."""
-    top = float(np.diagonal(gram).max())
-    if not top > 0:
-        raise ValueError('every feature affinity is zero (all-zero or mutually '
-                         'anti-correlated features): the patch graph has no edge')
-    return top
+    return _positive_top(float(np.diagonal(gram).max()))
 
 
 def _graph(low: np.ndarray, color: Optional[scipy.sparse.csr_matrix], top: float = 1.0) -> _Graph:
@@ -747,11 +745,7 @@ def _solve_torch(feats: Tensor, color: Optional[scipy.sparse.csr_matrix], K: int
         order = torch.argsort(-vals.abs(), stable=True)[:K]
         order = order[torch.argsort(vals[order], stable=True)]
         return vals[order], _orient_t(vecs[:, order]), 'dense-torch'
-    top = float(aff.max())
-    if not top > 0:
-        raise ValueError('every feature affinity is zero (all-zero or mutually '
-                         'anti-correlated features): the patch graph has no edge')
-    w = (aff / top).to(torch.float64)
+    w = (aff / _positive_top(float(aff.max()))).to(torch.float64)
     if color is not None:
         w = w + torch.from_numpy(color.toarray()).to(dev)
     deg = w.sum(dim=1)
@@ -1131,10 +1125,10 @@ def dsm_multi_region(eigenvectors,
 
 
 def _relabel_by_appearance(labels: np.ndarray) -> np.ndarray:
-    _, first = np.unique(labels, return_index=True)
+    ids, first = np.unique(labels, return_index=True)
     order = np.argsort(first)
     lut = np.empty(int(labels.max()) + 1, dtype=np.int64)
-    lut[np.unique(labels)[order]] = np.arange(order.size)
+    lut[ids[order]] = np.arange(order.size)
     return lut[labels]
 
 
@@ -1277,14 +1271,16 @@ def kmeans(x: ArrayLike,
     n = pts.shape[0]
     if k > n:
         raise ValueError(f'n_clusters={k} exceeds the number of points ({n})')
+    n_init = _positive_int(n_init, 'n_init')
+    max_iter = _positive_int(max_iter, 'max_iter')
     rng = np.random.default_rng(seed)
     x_sq = (pts * pts).sum(1)
     thresh = tol * float(pts.var(axis=0).mean())
     best = None
-    for _ in range(_positive_int(n_init, 'n_init')):
+    for _ in range(n_init):
         centers = _kmeans_pp(pts, k, rng, x_sq)
         labels = None
-        for _ in range(_positive_int(max_iter, 'max_iter')):
+        for _ in range(max_iter):
             dist = _sq_dists(pts, centers, x_sq)
             new = dist.argmin(axis=1)
             counts = np.bincount(new, minlength=k)
@@ -1304,8 +1300,9 @@ def kmeans(x: ArrayLike,
             labels = new
             if shift <= thresh:
                 break
-        labels = _sq_dists(pts, centers, x_sq).argmin(axis=1)
-        inertia = float(_sq_dists(pts, centers, x_sq)[np.arange(n), labels].sum())
+        dist = _sq_dists(pts, centers, x_sq)
+        labels = dist.argmin(axis=1)
+        inertia = float(dist[np.arange(n), labels].sum())
         if best is None or inertia < best[0] - 1e-12 * max(1.0, abs(best[0])):
             best = (inertia, labels.astype(np.int64), centers)
     return best[1], best[2]

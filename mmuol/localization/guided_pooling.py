@@ -13,7 +13,7 @@ image (``N = h * w``), never a loop over patches.
 Everything here is pure torch (no mmdet/mmseg import); the mmseg adapter is
 ``mmuol.seg.clip_dinoiser.DINOiserHead``. See ``configs/clip_dinoiser/README.md``.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,14 +27,13 @@ __all__ = [
 POOL_EPS = 1e-6
 
 
-def _flatten_patches(features: Tensor, name: str) -> Tuple[Tensor, Optional[Tuple[int, int]]]:
-    """``(B, C, h, w)`` or ``(B, C, N)`` -> ``(B, C, N)`` and the grid (if 4-D)."""
+def _flatten_patches(features: Tensor) -> Tensor:
+    """``(B, C, h, w)`` or ``(B, C, N)`` -> ``(B, C, N)``."""
     if features.dim() == 4:
-        b, c, h, w = features.shape
-        return features.reshape(b, c, h * w), (int(h), int(w))
+        return features.flatten(2)
     if features.dim() == 3:
-        return features, None
-    raise ValueError(f'{name} must be (B, C, h, w) or (B, C, N), got shape '
+        return features
+    raise ValueError(f'features must be (B, C, h, w) or (B, C, N), got shape '
                      f'{tuple(features.shape)}')
 
 
@@ -52,7 +51,7 @@ def patch_correlations(features: Tensor, gamma: Optional[float] = None) -> Tenso
         (symmetric, diagonal 1 for non-zero features). ``corrs.view(B, N, h,
         w)`` is the official ``(B, N, h, w)`` layout.
     """
-    flat, _ = _flatten_patches(features, 'features')
+    flat = _flatten_patches(features)
     normed = F.normalize(flat, p=2, dim=1)
     corrs = torch.bmm(normed.transpose(1, 2), normed)
     if gamma is not None:

@@ -335,7 +335,7 @@ def _binary_graph_np(feats: np.ndarray,
     """The binary graph ``A = eps + (1 - eps) E`` and its edge counts
     (``E`` written to ``out`` if given)."""
     n = feats.shape[0]
-    e = _edges_np(feats, tau, lower) if out is None else _edges_np(feats, tau, lower, out=out)
+    e = _edges_np(feats, tau, lower, out=out)
     if lower:
         # Row sums of the symmetric E from its lower triangle (exact: 0/1).
         symv = scipy_blas.get_blas_funcs('symv', (e, ))

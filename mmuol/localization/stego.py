@@ -152,11 +152,11 @@ def _centre_pointwise(fd: Tensor, dims: Tuple[int, ...]) -> Tensor:
     return fd - fd.mean(dim=dims, keepdim=True) + old_mean
 
 
-def _clamped_loss(fd: Tensor, cd: Tensor, shift: Tensor, zero_clamp: bool,
-                  stabilize: bool) -> Tensor:
+def _clamp_code_corr(cd: Tensor, zero_clamp: bool, stabilize: bool) -> Tensor:
+    """STEGO's clamp of the code correlation: at 0 (``zero_clamp``) or
+    -9999, and at 0.8 with ``stabilize``."""
     min_val = 0.0 if zero_clamp else -9999.0
-    cd_clamped = cd.clamp(min_val, 0.8) if stabilize else cd.clamp(min_val)
-    return -cd_clamped * (fd - shift)
+    return cd.clamp(min_val, 0.8) if stabilize else cd.clamp(min_val)
 
 
 def correspondence_term(f1: Tensor,
@@ -193,7 +193,7 @@ def correspondence_term(f1: Tensor,
             fd = _centre_pointwise(fd.reshape(b, h * w, i * j), (0, 1, 2)).view(b, h, w, i, j)
     cd = feature_correlation(c1, c2)
     shift_t = torch.as_tensor(shift, dtype=cd.dtype, device=cd.device)
-    return _clamped_loss(fd, cd, shift_t, zero_clamp, stabilize), cd
+    return -_clamp_code_corr(cd, zero_clamp, stabilize) * (fd - shift_t), cd
 
 
 def stego_correspondence_loss(feats: Tensor,
@@ -307,9 +307,7 @@ def stego_correspondence_loss(feats: Tensor,
         # mean(-clamp(cd) * (fd - shift)) = sum(clamp(cd) * (shift - fd)) / n
         coef = (shifts - fd) / fd[0].numel()
     cd = corr(code, code_pos)
-    min_val = 0.0 if zero_clamp else -9999.0
-    cd_clamped = cd.clamp(min_val, 0.8) if stabilize else cd.clamp(min_val)
-    means = (cd_clamped * coef).sum(dim=(1, 2, 3))
+    means = (_clamp_code_corr(cd, zero_clamp, stabilize) * coef).sum(dim=(1, 2, 3))
     pos_intra, pos_inter = means[0], means[1]
     neg_inter = means[2:].mean() if num_neg else means.new_zeros(())
     total = pos_intra_weight * pos_intra + pos_inter_weight * pos_inter + \

@@ -60,8 +60,6 @@ __all__ = [
     'settings_from_dict'
 ]
 
-#: ``torchvision.transforms.Normalize`` statistics of the official script.
-
 _SOLVERS = ('auto', 'dense', 'lanczos')
 _CRF_BACKENDS = ('builtin', 'pydensecrf')
 

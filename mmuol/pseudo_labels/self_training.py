@@ -36,7 +36,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .coco_json import annotation_entry, build_dataset
+from .coco_json import _to_pycoco, annotation_entry, build_dataset
 
 __all__ = ['merge_self_training', 'MergeStats', 'select_predictions']
 
@@ -99,13 +99,7 @@ def _as_coco_rle(seg, image_hw) -> dict:
     """pycocotools RLE of a segmentation (RLE dict or polygons)."""
     if isinstance(seg, list):  # polygons of a hand-made / converted file
         return mask_utils.merge(mask_utils.frPyObjects(seg, *image_hw))
-    counts = seg['counts']
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects(seg, *seg['size'])
-    return {
-        'size': list(seg['size']),
-        'counts': counts.encode('ascii') if isinstance(counts, str) else counts
-    }
+    return _to_pycoco(seg)
 
 
 def merge_self_training(previous: dict,

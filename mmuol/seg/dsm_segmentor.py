@@ -40,6 +40,7 @@ from torch import Tensor
 
 from mmuol.localization import dsm_crf
 from mmuol.localization.dsm import dsm_eigenvectors, dsm_single_region, upsample_patch_labels
+from .utils import unnormalize_inputs
 
 __all__ = ['DSMSegmentor', 'PrecomputedSegmentor', 'DSMPseudoLabelDataset', 'ResizeLabelToImage']
 
@@ -132,15 +133,9 @@ class DSMSegmentor(BaseSegmentor):
         return x[..., :height // p * p, :width // p * p]
 
     def rgb_images(self, inputs: Tensor) -> Tensor:
-        """``(B, H, W, 3)`` uint8 RGB images recovered from the inputs (the
-        preprocessor's public ``mean`` / ``std``, rounding)."""
-        pre = self.data_preprocessor
-        x = inputs.float()
-        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
-        if mean is not None and std is not None:
-            x = x * std + mean
-        if not getattr(pre, 'channel_conversion', False):
-            x = x[:, [2, 1, 0]]  # mmcv loads BGR
+        """``(B, H, W, 3)`` uint8 RGB images recovered from the inputs
+        (:func:`~mmuol.seg.utils.unnormalize_inputs`, rounding)."""
+        x = unnormalize_inputs(self.data_preprocessor, inputs)
         return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
     @torch.no_grad()

@@ -28,6 +28,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from mmuol.localization import found_decoder_logits, load_found_decoder
+from .utils import pretrained_checkpoint
 
 __all__ = ['FOUNDHead', 'FOUND_LOSS_WEIGHTS']
 
@@ -119,17 +120,6 @@ class FOUNDHead(BaseDecodeHead):
     # ------------------------------------------------------------------ #
     # weights
     # ------------------------------------------------------------------ #
-    def _pretrained_checkpoint(self) -> Optional[str]:
-        """The ``checkpoint`` of a ``Pretrained`` ``init_cfg`` (None without one)."""
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        for cfg in cfgs:
-            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-                if 'checkpoint' not in cfg:
-                    raise KeyError(f'FOUNDHead init_cfg {dict(cfg)} has no `checkpoint` key '
-                                   "(e.g. checkpoint='checkpoints/found/decoder_weights.pt')")
-                return cfg['checkpoint']
-        return None
-
     def init_weights(self) -> None:
         """Load FOUND decoder weights for a ``Pretrained`` ``init_cfg``.
 
@@ -141,7 +131,8 @@ class FOUNDHead(BaseDecodeHead):
             FileNotFoundError: The checkpoint file does not exist.
             ValueError: The weights do not fit ``in_channels``.
         """
-        checkpoint = self._pretrained_checkpoint()
+        checkpoint = pretrained_checkpoint(self.init_cfg, 'FOUNDHead',
+                                           'checkpoints/found/decoder_weights.pt')
         if checkpoint is None:
             super().init_weights()
             return

@@ -55,6 +55,7 @@ from torch import Tensor
 from mmuol.localization import (batch_bilateral_solver, bilateral_solver, found_background,
                                 found_foreground)
 from mmuol.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from .utils import unnormalize_inputs
 
 __all__ = ['FOUNDSegmentor']
 
@@ -272,9 +273,8 @@ class FOUNDSegmentor(EncoderDecoder):
     def solver_images(self, inputs: Tensor, rounding: bool = False) -> Tensor:
         """Un-normalise network inputs to ``(B, 3, H, W)`` uint8 RGB.
 
-        The preprocessor's public ``mean`` / ``std`` buffers (present only
-        when it normalises) and ``channel_conversion`` flag say how the
-        inputs were made.
+        :func:`~mmuol.seg.utils.unnormalize_inputs` undoes the
+        preprocessor.
 
         Args:
             inputs (Tensor): ``(B, 3, H, W)`` inputs from the data
@@ -290,14 +290,7 @@ class FOUNDSegmentor(EncoderDecoder):
         Returns:
             Tensor: ``(B, 3, H, W)`` uint8 images on the CPU.
         """
-        pre = self.data_preprocessor
-        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
-        x = inputs.float()
-        if mean is not None and std is not None:
-            x = x * std + mean
-        if not getattr(pre, 'channel_conversion', False):
-            # Inputs were not converted: mmcv loads BGR.
-            x = x[:, [2, 1, 0]]
+        x = unnormalize_inputs(self.data_preprocessor, inputs)
         x = x.detach().cpu().clamp(0, 255).round()  # the uint8 pixels
         if rounding:
             return x.to(torch.uint8)

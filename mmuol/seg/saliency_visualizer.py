@@ -78,13 +78,17 @@ def gt_outline(gt_mask: np.ndarray, width: int) -> np.ndarray:
     return gt_mask & ~inner
 
 
+def _legend_metrics(scale: float, thickness: int) -> Tuple[int, int, int]:
+    """Text height, padding and swatch side of a legend row, in pixels."""
+    (_, text_h), baseline = cv2.getTextSize('Ag', _FONT, scale, thickness)
+    return text_h, max(4, text_h // 2), text_h + baseline
+
+
 def _legend_rows(items: List[Tuple[str, Optional[Color], str]], max_width: int, scale: float,
                  thickness: int) -> Tuple[List[list], int, int]:
     """Lay legend items out in rows no wider than ``max_width`` (one item per
     row at least). Returns the rows, the row height and the widest row."""
-    (_, text_h), baseline = cv2.getTextSize('Ag', _FONT, scale, thickness)
-    pad = max(4, text_h // 2)
-    swatch = text_h + baseline
+    _, pad, swatch = _legend_metrics(scale, thickness)
     rows, row, row_w, widest = [], [], pad, 0
     for kind, color, text in items:
         text_w = cv2.getTextSize(text, _FONT, scale, thickness)[0][0]
@@ -103,9 +107,7 @@ def _legend_rows(items: List[Tuple[str, Optional[Color], str]], max_width: int, 
 def _draw_legend(canvas: np.ndarray, top: int, rows: List[list], row_h: int, scale: float,
                  thickness: int, outline_width: int) -> None:
     """Draw legend rows into ``canvas[top:]`` (already filled with the box colour)."""
-    (_, text_h), baseline = cv2.getTextSize('Ag', _FONT, scale, thickness)
-    pad = max(4, text_h // 2)
-    swatch = text_h + baseline
+    text_h, pad, swatch = _legend_metrics(scale, thickness)
     for r, row in enumerate(rows):
         y0 = top + r * row_h + pad
         for kind, color, text, x in row:

@@ -14,8 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from mmuol.pseudo_labels import (annotations_from_masks, build_dataset, dump_json, encode_mask,
-                                 image_entry, rle_area_bbox)
+from mmuol.pseudo_labels import annotations_from_masks, build_dataset, dump_json, image_entry
 
 __all__ = ['object_masks', 'make_maskcut_dataset', 'boxes_of']
 
@@ -92,36 +91,25 @@ def make_maskcut_dataset(root: str,
         file_names.append(name)
         masks_by_id[img_id] = masks
         if official:
+            # MaskCut's create_image_info: width and height swapped, extra keys
             images.append(
-                dict(
-                    id=img_id,
-                    file_name=name,
-                    width=h,
+                image_entry(
+                    img_id,
+                    name,
                     height=w,
+                    width=h,
                     date_captured='2023',
                     license=1,
                     coco_url='',
                     flickr_url=''))
-            for m in masks:
-                rle = encode_mask(m)
-                area, bbox = rle_area_bbox(rle)
-                annotations.append(
-                    dict(
-                        id=next_ann,
-                        image_id=img_id,
-                        category_id=1,
-                        iscrowd=0,
-                        area=area,
-                        bbox=bbox,
-                        segmentation=rle,
-                        width=w,
-                        height=h))
-                next_ann += 1
         else:
             images.append(image_entry(img_id, name, height=h, width=w))
-            anns = annotations_from_masks(masks, img_id, next_ann)
-            annotations.extend(anns)
-            next_ann += len(anns)
+        anns = annotations_from_masks(masks, img_id, next_ann)
+        if official:
+            for ann in anns:  # MaskCut also stores the image size per annotation
+                ann.update(width=w, height=h)
+        annotations.extend(anns)
+        next_ann += len(anns)
     ann_file = osp.join('annotations', file_name)
     dump_json(build_dataset(images, annotations), osp.join(root, ann_file))
     return dict(

@@ -399,8 +399,9 @@ def expected_boxes(localizer: dict, backbone, rgb: np.ndarray) -> List[List[floa
     from mmuol.localization import (dino_seg, found_background, found_decoder_logits,
                                     found_foreground, largest_component, load_found_decoder, lost,
                                     mask_to_box, maskcut, pad_to_patch_multiple, tokencut)
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    from mmuol.utils.constants import IMAGENET_MEAN_255, IMAGENET_STD_255
+    mean = torch.tensor(IMAGENET_MEAN_255).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD_255).view(3, 1, 1)
     x = (torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() - mean) / std
     ps = backbone.patch_size
     with torch.no_grad():

@@ -12,6 +12,9 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
+from mmuol.utils.constants import IMAGENET_MEAN_255, IMAGENET_STD_255
+from .models import TINY_VIT_ARCH  # also imported from here by tests
+
 PathLike = Union[str, Path]
 
 #: layout name -> (folder under the root, image folder, mask folder, class)
@@ -99,11 +102,6 @@ def make_saliency_dataset(root: PathLike,
         stems=stems)
 
 
-#: A 2-block ViT with 3 heads of 16 dims (same shape as the golden DINO
-#: model), random weights.
-TINY_VIT_ARCH = dict(patch_size=8, embed_dim=48, depth=2, num_heads=3, img_size=32)
-
-
 def tiny_found_segmentor_cfg(patch_size: int = 8, **kwargs) -> dict:
     """Config of a tiny random ``FOUNDSegmentor`` (no weights downloaded).
 
@@ -121,8 +119,8 @@ def tiny_found_segmentor_cfg(patch_size: int = 8, **kwargs) -> dict:
         type='FOUNDSegmentor',
         data_preprocessor=dict(
             type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
+            mean=list(IMAGENET_MEAN_255),
+            std=list(IMAGENET_STD_255),
             bgr_to_rgb=True,
             pad_val=0,
             seg_pad_val=0,

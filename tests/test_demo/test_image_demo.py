@@ -1,6 +1,5 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """demo/image_demo.py: offline error, bad inputs, odd image formats, legible labels."""
-import importlib.util
 import io
 import json
 import os
@@ -18,6 +17,7 @@ from PIL import Image
 from mmuol.models.backbones import DINOViT
 from mmuol.testing.data import synthetic_image
 from mmuol.testing.models import TINY_VIT_ARCH
+from mmuol.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / 'demo' / 'image_demo.py'
@@ -42,10 +42,7 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location('mmuol_image_demo', DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DEMO, 'mmuol_image_demo')
 
 
 demo = _load_demo()

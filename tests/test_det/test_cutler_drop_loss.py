@@ -37,21 +37,22 @@ def test_weights_of_known_boxes():
     np.testing.assert_array_equal(drop_loss_weights(pred, gt[:0], 0.01).numpy(), [1] * 6)
 
 
+#: A tiny class-agnostic box head (roi_feat_size set by each test).
+BBOX_HEAD = dict(
+    type='Shared2FCBBoxHead',
+    in_channels=4,
+    fc_out_channels=8,
+    num_classes=1,
+    reg_class_agnostic=True,
+    bbox_coder=dict(
+        type='DeltaXYWHBBoxCoder', target_means=[0.] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
+    loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+    loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+
+
 def _bbox_head(**kwargs):
     from mmdet.registry import MODELS
-    cfg = dict(
-        type='Shared2FCBBoxHead',
-        in_channels=4,
-        fc_out_channels=8,
-        roi_feat_size=2,
-        num_classes=1,
-        reg_class_agnostic=True,
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[0.] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0))
-    cfg.update(kwargs)
-    return MODELS.build(cfg)
+    return MODELS.build(dict(BBOX_HEAD, roi_feat_size=2, **kwargs))
 
 
 def test_loss_uses_regressed_boxes_and_cutler_normaliser():
@@ -112,17 +113,7 @@ def test_class_specific_regression_picks_label_or_best_class():
 
 
 def _roi_head_cfg(kind):
-    bbox_head = dict(
-        type='Shared2FCBBoxHead',
-        in_channels=4,
-        fc_out_channels=8,
-        roi_feat_size=7,
-        num_classes=1,
-        reg_class_agnostic=True,
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[0.] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+    bbox_head = dict(BBOX_HEAD, roi_feat_size=7)
     extractor = dict(
         type='SingleRoIExtractor',
         roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),

@@ -14,6 +14,7 @@ from pycocotools.cocoeval import COCOeval
 
 import mmuol.det.cutler  # noqa: F401
 from mmuol.pseudo_labels import encode_mask
+from mmuol.testing.cutler_data import boxes_of
 
 H, W = 30, 40
 
@@ -62,33 +63,21 @@ def _gt_file(tmp_path):
 def _samples(with_instances=False):
     out = []
     for img_id, preds in PRED.items():
-        masks = torch.from_numpy(np.stack([m for m, _, _ in preds]))
-        boxes = []
-        for m, _, _ in preds:
-            ys, xs = np.nonzero(m)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        masks = [m for m, _, _ in preds]
         sample = dict(
             img_id=img_id,
             ori_shape=(H, W),
             pred_instances=dict(
-                bboxes=torch.tensor(boxes, dtype=torch.float32),
+                bboxes=torch.from_numpy(boxes_of(masks)),
                 scores=torch.tensor([s for _, s, _ in preds]),
                 labels=torch.tensor([lab for _, _, lab in preds]),
-                masks=masks))
+                masks=torch.from_numpy(np.stack(masks))))
         if with_instances:
-            sample['instances'] = []
-            for m, _, crowd in GT[img_id]:
-                ys, xs = np.nonzero(m)
-                sample['instances'].append(
-                    dict(
-                        bbox=[
-                            float(xs.min()),
-                            float(ys.min()),
-                            float(xs.max() + 1),
-                            float(ys.max() + 1)
-                        ],
-                        bbox_label=1,
-                        ignore_flag=crowd))
+            gt_boxes = boxes_of([m for m, _, _ in GT[img_id]])
+            sample['instances'] = [
+                dict(bbox=box.tolist(), bbox_label=1, ignore_flag=crowd)
+                for box, (_, _, crowd) in zip(gt_boxes, GT[img_id])
+            ]
         out.append(sample)
     return out
 

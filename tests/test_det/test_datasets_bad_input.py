@@ -179,3 +179,16 @@ def test_coco_invalid_entries(tmp_path):
     empty.write_text('\n')
     with pytest.raises(ValueError, match='empty.txt lists no image'):
         DATASETS.build(_coco_cfg(coco, image_list=str(empty)))
+
+
+def test_coco_bbox_of_strings_is_invalid(tmp_path):
+    coco = make_coco_dataset(str(tmp_path))
+    ann = osp.join(coco['data_root'], coco['ann_file'])
+    with open(ann) as f:
+        data = json.load(f)
+    data['annotations'][0]['bbox'] = ['16', '8', '4', '10']
+    with open(ann, 'w') as f:
+        json.dump(data, f)
+    with pytest.raises(ValueError) as err:
+        DATASETS.build(_coco_cfg(coco))
+    assert "bbox ['16', '8', '4', '10']" in str(err.value) and ann in str(err.value)

@@ -2,7 +2,6 @@
 """``tools/cutler/self_train_merge.py``: COCO-results json and ``--out`` pkl
 inputs give the merge of :func:`merge_self_training`, from an official
 (size-swapped) previous file."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -14,6 +13,7 @@ import torch
 
 from mmuol.pseudo_labels import dump_json, encode_mask, load_json, merge_self_training
 from mmuol.testing.cutler_data import make_maskcut_dataset
+from mmuol.testing.scripts import load_script
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 TOOL = osp.join(ROOT, 'tools', 'cutler', 'self_train_merge.py')
@@ -71,9 +71,7 @@ def test_tool_json_and_pkl_inputs(tmp_path):
     with open(pkl, 'wb') as f:
         pickle.dump(samples, f)
     out_pkl = str(tmp_path / 'r1_pkl.json')
-    spec = importlib.util.spec_from_file_location('self_train_merge', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script(TOOL, 'self_train_merge')
     tool.main([previous, pkl, out_pkl, '--score-thr', '0.7'])
     with open(out_pkl, 'rb') as a, open(out, 'rb') as b:
         assert a.read() == b.read()

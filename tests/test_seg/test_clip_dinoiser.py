@@ -4,7 +4,6 @@
 bad input."""
 import copy
 import glob
-import importlib.util
 import os.path as osp
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from mmuol.seg.clip_dinoiser import (BENCHMARK_CLASS_NAMES, CLIPDINOiser, DINOis
                                      MaskCLIPBackbone, get_class_names)
 from mmuol.testing.golden import golden_path
 from mmuol.testing.localization import load_golden
+from mmuol.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 CFG_DIR = REPO / 'configs' / 'clip_dinoiser'
@@ -275,10 +275,7 @@ def test_window_larger_than_image_and_grayscale(model, tmp_path):
 # checkpoints
 # ---------------------------------------------------------------------------
 def _load_tool(rel: str):
-    spec = importlib.util.spec_from_file_location(Path(rel).stem, str(REPO / rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / rel)
 
 
 def test_checkpoints_hold_only_the_heads(model, tmp_path):

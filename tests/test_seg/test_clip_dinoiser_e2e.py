@@ -2,7 +2,6 @@
 """End to end on the tiny golden open_clip model: CLIP-DINOiser training
 through tools/train.py (stub teachers), evaluation through tools/test.py on
 the golden slide image (mIoU against the official prediction), and the demo."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import mmuol.seg  # noqa: F401
 from mmuol.testing.data import synthetic_image
 from mmuol.testing.golden import golden_path
 from mmuol.testing.localization import load_golden
+from mmuol.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 CFG_DIR = REPO / 'configs' / 'clip_dinoiser'
@@ -60,10 +60,7 @@ def _run(args, cwd):
 
 
 def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, str(path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(path)
 
 
 def test_train_then_test_through_the_tools(tmp_path):

@@ -9,7 +9,6 @@ On these synthetic images (one bright object) the CRF snaps the mask to the
 object, so the IoU with the ground truth is also known to be ~1.
 """
 import copy
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,26 +27,17 @@ from mmuol.evaluation import aggregate_saliency, saliency_image_stats
 from mmuol.localization import dsm_crf
 from mmuol.localization.dsm import dsm_eigenvectors, dsm_single_region, upsample_patch_labels
 from mmuol.models.backbones import DINOViT
+from mmuol.testing.det_data import read_test_metrics, save_tiny_vit
 from mmuol.testing.seg_data import TINY_VIT_ARCH, make_saliency_dataset
+from mmuol.utils.constants import IMAGENET_MEAN_255, IMAGENET_STD_255
 
 REPO = Path(__file__).resolve().parents[2]
 DSM_DIR = REPO / 'configs' / 'dsm'
 SEG_CONFIGS = [
     DSM_DIR / f'dsm_dino-vits16_{d}.py' for d in ('ecssd', 'duts-te', 'dut-omron', 'cub')
 ]
-MEAN = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
-STD = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
-
-
-def _tiny_vit(path: Path) -> dict:
-    torch.manual_seed(0)
-    vit = DINOViT(arch=dict(TINY_VIT_ARCH), init_cfg=None)
-    vit.init_weights()
-    torch.save(vit.state_dict(), str(path))
-    return dict(
-        type='DINOViT',
-        arch=dict(TINY_VIT_ARCH),
-        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+MEAN = torch.tensor(IMAGENET_MEAN_255).view(3, 1, 1)
+STD = torch.tensor(IMAGENET_STD_255).view(3, 1, 1)
 
 
 def _expected_mask(vit: DINOViT, rgb: np.ndarray, K: int = 2) -> np.ndarray:
@@ -90,7 +80,7 @@ def test_configs_build_with_the_official_recipe(path):
 
 def test_tools_test_reports_the_core_answer(tmp_path):
     data = make_saliency_dataset(tmp_path / 'data', 'ecssd')
-    backbone = _tiny_vit(tmp_path / 'tiny_vit.pth')
+    backbone = save_tiny_vit(str(tmp_path / 'tiny_vit.pth'))
     cfg_path = tmp_path / 'dsm_ecssd.py'
     cfg_path.write_text(f"""
 _base_ = [{str(DSM_DIR / 'dsm_dino-vits16_ecssd.py')!r}]
@@ -109,8 +99,7 @@ test_dataloader = dict(num_workers=0, persistent_workers=False,
         text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    files = sorted(p for p in work.glob('*/*.json') if p.stem == p.parent.name)
-    reported = json.loads(files[-1].read_text())
+    reported = read_test_metrics(str(work))
 
     vit = DINOViT(**{k: v for k, v in backbone.items() if k != 'type'})
     vit.init_weights()

@@ -2,9 +2,7 @@
 """STEGO data side: label maps, transforms, datasets, the KNN-partner wrapper
 and the five-crop tool."""
 import collections
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from PIL import Image
 import mmuol.seg  # noqa: F401
 from mmuol.seg.stego.label_maps import (COCOSTUFF27_CLASSES, COCOSTUFF182_TO_27,
                                         COCOSTUFF_UNUSED_IDS, LABEL_MAPS, label_lut)
+from mmuol.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,11 +26,7 @@ def _scope():
 
 
 def _tool(relpath):
-    spec = importlib.util.spec_from_file_location(Path(relpath).stem, REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # picklable functions for multiprocessing
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / relpath)
 
 
 def test_cocostuff_label_maps():

@@ -3,7 +3,6 @@
 (tools/stego), a few STEGO training steps through tools/train.py, and an
 evaluation through tools/test.py whose printed mIoU must equal the value
 computed here by brute force over all cluster-to-class matchings."""
-import importlib.util
 import json
 import re
 import subprocess
@@ -17,6 +16,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmuol.seg  # noqa: F401
+from mmuol.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_CFG = REPO / 'configs' / 'stego' / 'stego_dino-vits8_1xb16-5000it_cocostuff27.py'
@@ -26,11 +26,7 @@ COLOURS = ((200, 40, 40), (40, 200, 40), (40, 40, 200))
 
 
 def _tool(relpath):
-    spec = importlib.util.spec_from_file_location(Path(relpath).stem, REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / relpath)
 
 
 def _stripes(folder: Path, n: int, hw, seed: int):

@@ -1,7 +1,6 @@
 # Copyright (c) mmuol contributors. All rights reserved.
 """STEGOHead / STEGOSegmentor / STEGOCorrespondenceLoss and the checkpoint
 converter: official-code goldens and behaviour on a tiny random ViT."""
-import json
 import pickle
 import sys
 import types
@@ -19,8 +18,9 @@ import mmuol.seg  # noqa: F401
 from mmuol.localization.stego import cluster_log_probs, cluster_probe_inner, tokens_to_feature_map
 from mmuol.seg.stego import (convert_stego_state_dict, load_lightning_checkpoint,
                              stego_hyper_parameters)
-from mmuol.testing.golden import golden_path
+from mmuol.testing.golden import load_golden
 from mmuol.testing.models import TINY_VIT_ARCH
+from mmuol.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 AREA = 'stego_dsm'
@@ -32,8 +32,7 @@ def _scope():
 
 
 def _load(name):
-    z = np.load(golden_path(AREA, name), allow_pickle=False)
-    return z, json.loads(str(z['meta_json']))
+    return load_golden(f'{AREA}/{name}')
 
 
 def _t(z, key):
@@ -256,12 +255,7 @@ def test_head_arguments_are_checked():
 def _tool(relpath: str):
     """Import a script of tools/ as a module (run in-process: no second
     interpreter start)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(Path(relpath).stem, REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # picklable functions for multiprocessing
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / relpath)
 
 
 def _fake_lightning_checkpoint(path: Path, model) -> dict:

@@ -10,8 +10,6 @@ cluster); a second run resumes without recomputing; and the mIoU
 tools/test.py reports equals the host-free Hungarian-on-IoU evaluation of the
 saved maps against the ground truth.
 """
-import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +25,8 @@ from mmuol.evaluation.hungarian import confusion_matrix, match_clusters
 from mmuol.localization.dsm import (dsm_eigenvectors, dsm_multi_region, dsm_segment_boxes, kmeans,
                                     pca_reduce)
 from mmuol.models.backbones import DINOViT
+from mmuol.testing.det_data import read_test_metrics
+from mmuol.testing.scripts import load_script
 from mmuol.testing.seg_data import TINY_VIT_ARCH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +40,7 @@ def test_tool_exists():
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('dsm_semantic_tool', str(TOOL))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(TOOL, 'dsm_semantic_tool')
 
 
 def _voc(root: Path, n: int = 6):
@@ -189,8 +186,7 @@ def test_tools_test_scores_the_maps(run):
         text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    files = sorted(p for p in work.glob('*/*.json') if p.stem == p.parent.name)
-    reported = json.loads(files[-1].read_text())
+    reported = read_test_metrics(str(work))
     # Host-free recomputation: maps stretched to the GT (cv2 nearest), one
     # confusion over the dataset, DSM's matching.
     import cv2

@@ -7,7 +7,6 @@ counted and skipped, kill -9 mid-way + resume == uninterrupted run (byte-identic
 jobs + merge == one job (byte-identical; one job uses worker processes), and the refusals
 (other arguments, missing or overlapping shards).
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from mmuol.localization.dense_crf import batch_maskcut_crf_postprocess
 from mmuol.models.backbones import DINOViT
 from mmuol.pseudo_labels.maskcut_shards import ShardError
 from mmuol.testing.models import TINY_VIT_ARCH
+from mmuol.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATE = ROOT / 'tools' / 'maskcut' / 'generate.py'
@@ -41,10 +41,7 @@ IMAGES = [('n001/a.JPEG', (48, 64), 'JPEG'), ('n001/b.png', (64, 48), 'PNG'),
 
 
 def _load_tool(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, name)
 
 
 generate = _load_tool(GENERATE, 'mmuol_maskcut_generate')

@@ -121,15 +121,13 @@ def vit_keys(h: int, w: int, seed: int = 0) -> torch.Tensor:
     from PIL import Image
 
     from mmuol.models.backbones import DINOViT
+    from mmuol.pseudo_labels.maskcut_pipeline import normalize_images
     if (h, w) not in ((30, 30), (60, 60)):
         raise ValueError('--keys vit supports the grids 30x30 (ViT-S/16) and 60x60 (ViT-S/8)')
     torch.manual_seed(seed)
     vit = DINOViT(arch='dino_vits16' if h == 30 else 'dino_vits8', init_cfg=None).eval()
     img = Image.open(ROOT / 'demo' / 'images' / 'astronaut.jpg').convert('RGB')
-    x = torch.from_numpy(np.asarray(img.resize((480, 480), Image.BILINEAR), np.float32) / 255)
-    mean = torch.tensor([0.485, 0.456, 0.406])
-    std = torch.tensor([0.229, 0.224, 0.225])
-    x = ((x - mean) / std).permute(2, 0, 1)[None]
+    x = normalize_images(torch.from_numpy(np.array(img.resize((480, 480), Image.BILINEAR)))[None])
     with torch.no_grad():
         return vit.forward_last_block(x, with_qkv=True, with_attn=False).patch_keys[0]
 

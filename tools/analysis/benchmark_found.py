@@ -50,6 +50,7 @@ def build_model(arch: str, device: torch.device):
 
     import mmuol.seg  # noqa: F401  (registers FOUND)
     from mmuol.models.backbones import DINOViT
+    from mmuol.utils.constants import IMAGENET_MEAN_255, IMAGENET_STD_255
     probe = DINOViT(arch=arch, init_cfg=None)
     dims, patch = probe.embed_dims, probe.patch_size
     del probe
@@ -58,8 +59,8 @@ def build_model(arch: str, device: torch.device):
             type='FOUNDSegmentor',
             data_preprocessor=dict(
                 type='SegDataPreProcessor',
-                mean=[123.675, 116.28, 103.53],
-                std=[58.395, 57.12, 57.375],
+                mean=list(IMAGENET_MEAN_255),
+                std=list(IMAGENET_STD_255),
                 bgr_to_rgb=True),
             backbone=dict(type='DINOViT', arch=arch, init_cfg=None),
             decode_head=dict(type='FOUNDHead', in_channels=dims, patch_size=patch)))

@@ -136,24 +136,18 @@ def build_backbone(cfg: dict, device: str):
     return vit.eval().to(device)
 
 
-def _normalised(rgb: np.ndarray, device: str) -> torch.Tensor:
-    from mmuol.utils.constants import IMAGENET_MEAN, IMAGENET_STD
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((x - mean) / std)[None].to(device)
-
-
 @torch.no_grad()
 def image_segments(vit, rgb: np.ndarray, settings: dict, device: str) -> Dict[str, np.ndarray]:
     """Step 1 for one image: segments, their boxes and crop embeddings."""
     from mmuol.localization.dsm import dsm_eigenvectors, dsm_multi_region, dsm_segment_boxes
+    from mmuol.pseudo_labels.maskcut_pipeline import normalize_images
     p = vit.patch_size
     height, width = rgb.shape[:2]
     h, w = height // p, width // p
     if h == 0 or w == 0:
         raise ValueError(f'image of {height}x{width} pixels is smaller than one {p}x{p} patch')
-    x = _normalised(rgb, device)
+    # ToTensor + ImageNet Normalize, computed on the CPU.
+    x = normalize_images(torch.from_numpy(np.ascontiguousarray(rgb))[None]).to(device)
     out = vit.forward_last_block(x[..., :h * p, :w * p], with_qkv=True, with_attn=False)
     eig_cfg = dict(settings['eigs'])
     eigs = dsm_eigenvectors(

@@ -58,13 +58,9 @@ def convert(src: str, dst: str, with_backbone: bool = True) -> Dict:
     ckpt = load_lightning_checkpoint(src)
     state_dict, dropped = convert_stego_state_dict(ckpt['state_dict'], with_backbone)
     hparams = stego_hyper_parameters(ckpt)
+    shown = {k: hparams[k] for k in _SHOWN if k in hparams}
     out = common.save_checkpoint(
-        dst,
-        state_dict,
-        meta=dict(
-            source=osp.basename(src), stego_hparams={k: hparams[k]
-                                                     for k in _SHOWN if k in hparams}),
-        float32=False)
+        dst, state_dict, meta=dict(source=osp.basename(src), stego_hparams=shown), float32=False)
     clusters = state_dict['decode_head.clusters']
     print(f'{src} -> {dst}: {len(state_dict)} tensors ({clusters.shape[0]} clusters of dim '
           f'{clusters.shape[1]}, head input {state_dict["decode_head.linear_proj.weight"].shape[1]}'
@@ -73,8 +69,8 @@ def convert(src: str, dst: str, with_backbone: bool = True) -> Dict:
         print(f'dropped {len(dropped)} unused tensors: {sorted(dropped)[:8]}' +
               (' ...' if len(dropped) > 8 else ''))
     if hparams:
-        print('training config of the checkpoint: ' + ', '.join(f'{k}={hparams[k]}'
-                                                                for k in _SHOWN if k in hparams))
+        print('training config of the checkpoint: ' + ', '.join(f'{k}={v}'
+                                                                for k, v in shown.items()))
     return out
 
 

@@ -10,4 +10,7 @@ voc_pipeline = [
         type='PackDetInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances')),
 ]
+# One image set; a dataset config adds data_root, data_prefix and ann_file, and
+# concatenates the sets it evaluates.
+voc_dataset = dict(type='ClassAgnosticVOCDataset', test_mode=True, pipeline=voc_pipeline)
 test_evaluator = dict(type='ClassAgnosticCocoMetric', ann_file=None, metric='bbox')

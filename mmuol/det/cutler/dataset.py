@@ -2,7 +2,7 @@
 """``MaskCutDataset``: class-agnostic pseudo-label files for CutLER training."""
 import math
 import os.path as osp
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Union
 
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
@@ -11,18 +11,9 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
 from mmuol.pseudo_labels import PseudoLabelFileError, check_rles, load_json
+from ..datasets import _quote
 
 __all__ = ['MaskCutDataset']
-
-#: Entries quoted in an error / log message.
-_NUM_QUOTED = 5
-
-
-def _quote(lines: Sequence[str]) -> str:
-    shown = list(lines[:_NUM_QUOTED])
-    if len(lines) > _NUM_QUOTED:
-        shown.append(f'... and {len(lines) - _NUM_QUOTED} more')
-    return '\n  ' + '\n  '.join(shown)
 
 
 @DATASETS.register_module()

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor
 
-from mmuol.utils.hub import hub_reachable
+from mmuol.utils.hub import hf_endpoint, hub_reachable
 from mmuol.utils.torch_io import load_torch_file
 from .dino_vit_archs import ARCH_ZOO, CheckpointMismatchError, WeightsUnavailableError
 
@@ -65,14 +65,9 @@ def read_checkpoint_file(path: str, allow_pickle: bool = True) -> Any:
     """
     path = osp.expanduser(str(path))
     if not path.endswith('.safetensors'):
-        try:
-            return load_torch_file(path, allow_pickle=allow_pickle)
-        except (FileNotFoundError, ValueError):
-            raise
-        except Exception as err:  # e.g. IndexError of the unpickler on a text file
-            raise ValueError(f'cannot read {path} as a torch checkpoint: {type(err).__name__}: '
-                             f'{err}. The file is truncated, damaged or not a .pth/.pt file; '
-                             'download it again.') from err
+        # Raises FileNotFoundError, or a ValueError naming the file for any
+        # failure of torch.load (empty, truncated, not a torch file).
+        return load_torch_file(path, allow_pickle=allow_pickle)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     from safetensors.torch import load_file
@@ -111,7 +106,7 @@ def _load_url(url: str) -> Any:
 
 
 def _load_hf(repo_id: str) -> Any:
-    endpoint = os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
+    endpoint = hf_endpoint()
     url = f'{endpoint}/{repo_id}'
     cache = osp.join(os.environ.get('HF_HOME', osp.expanduser('~/.cache/huggingface')), 'hub')
     try:

@@ -87,7 +87,7 @@ def build_open_clip(model_name: Optional[str] = 'ViT-B-16',
         print_log(f'MaskCLIP: {model_name} has RANDOM weights (pretrained=None)', logger='current')
     elif osp.isfile(osp.expanduser(pretrained)):
         model = open_clip.create_model(model_name, pretrained=None)
-        sd = _unwrap_state_dict(load_torch_file(osp.expanduser(pretrained)))
+        sd = _unwrap_state_dict(load_torch_file(pretrained))
         own = model.state_dict()
         missing = sorted(k for k in own if k not in sd)
         unexpected = sorted(k for k in sd if k not in own)

@@ -28,37 +28,30 @@ from mmuol.localization.maskclip import check_class_names
 
 __all__ = ['BENCHMARK_CLASS_NAMES', 'get_class_names']
 
-#: Benchmark key -> class names in label order.
 # yapf: disable
+# VOC and Pascal Context: the 20- and 59-class benchmarks are these lists
+# without their first entry, 'background' (ignored, label 255).
+_VOC = (
+    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
+    'chair', 'cow', 'dining table', 'dog', 'horse', 'motorbike', 'person', 'potted plant',
+    'sheep', 'sofa', 'train', 'tvmonitor',
+)
+_CONTEXT60 = (
+    'background', 'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird',
+    'boat', 'book', 'bottle', 'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling',
+    'chair', 'cloth', 'computer', 'cow', 'cup', 'curtain', 'dog', 'door', 'fence', 'floor',
+    'flower', 'food', 'grass', 'ground', 'horse', 'keyboard', 'light', 'motorbike',
+    'mountain', 'mouse', 'person', 'plate', 'platform', 'potted plant', 'road', 'rock',
+    'sheep', 'shelves', 'sidewalk', 'sign', 'sky', 'snow', 'sofa', 'table', 'track',
+    'train', 'tree', 'truck', 'tvmonitor', 'wall', 'water', 'window', 'wood',
+)
+
+#: Benchmark key -> class names in label order.
 BENCHMARK_CLASS_NAMES: Dict[str, Tuple[str, ...]] = {
-    'voc': (
-        'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
-        'chair', 'cow', 'dining table', 'dog', 'horse', 'motorbike', 'person', 'potted plant',
-        'sheep', 'sofa', 'train', 'tvmonitor',
-    ),
-    'voc20': (
-        'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-        'dining table', 'dog', 'horse', 'motorbike', 'person', 'potted plant', 'sheep', 'sofa',
-        'train', 'tvmonitor',
-    ),
-    'context60': (
-        'background', 'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird',
-        'boat', 'book', 'bottle', 'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling',
-        'chair', 'cloth', 'computer', 'cow', 'cup', 'curtain', 'dog', 'door', 'fence', 'floor',
-        'flower', 'food', 'grass', 'ground', 'horse', 'keyboard', 'light', 'motorbike',
-        'mountain', 'mouse', 'person', 'plate', 'platform', 'potted plant', 'road', 'rock',
-        'sheep', 'shelves', 'sidewalk', 'sign', 'sky', 'snow', 'sofa', 'table', 'track',
-        'train', 'tree', 'truck', 'tvmonitor', 'wall', 'water', 'window', 'wood',
-    ),
-    'context59': (
-        'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book',
-        'bottle', 'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling', 'chair', 'cloth',
-        'computer', 'cow', 'cup', 'curtain', 'dog', 'door', 'fence', 'floor', 'flower', 'food',
-        'grass', 'ground', 'horse', 'keyboard', 'light', 'motorbike', 'mountain', 'mouse',
-        'person', 'plate', 'platform', 'potted plant', 'road', 'rock', 'sheep', 'shelves',
-        'sidewalk', 'sign', 'sky', 'snow', 'sofa', 'table', 'track', 'train', 'tree', 'truck',
-        'tvmonitor', 'wall', 'water', 'window', 'wood',
-    ),
+    'voc': _VOC,
+    'voc20': _VOC[1:],
+    'context60': _CONTEXT60,
+    'context59': _CONTEXT60[1:],
     'coco_object': (
         'background', 'person', 'bicycle', 'car', 'motorcycle', 'aeroplane', 'bus', 'train',
         'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench',

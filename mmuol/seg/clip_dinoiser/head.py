@@ -15,6 +15,7 @@ from mmuol.localization.clip_dinoiser import clip_dinoiser_losses
 from mmuol.localization.guided_pooling import background_rule, guided_pool, patch_correlations
 from mmuol.localization.maskclip import IMAGENET_TEMPLATES, classify_patches
 from mmuol.utils.torch_io import load_torch_file
+from ..utils import pretrained_checkpoint
 from .class_names import get_class_names
 
 __all__ = ['DINOiserHead', 'dinoiser_head_state_dict', 'CORRELATION_SOURCES']
@@ -235,16 +236,15 @@ class DINOiserHead(BaseDecodeHead):
     # ------------------------------------------------------------------ #
     def init_weights(self) -> None:
         """Load a ``Pretrained`` head checkpoint (official or mmseg layout)."""
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        ckpt = next((c['checkpoint']
-                     for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained'), None)
+        ckpt = pretrained_checkpoint(self.init_cfg, 'DINOiserHead',
+                                     'checkpoints/clip_dinoiser/last.pt')
         if ckpt is None:
             super().init_weights()
             return
-        if getattr(self, '_is_init', False):
+        if self.is_init:
             return
         self.load_head_checkpoint(ckpt)
-        self._is_init = True
+        self.is_init = True
 
     def load_head_checkpoint(self, checkpoint: Union[str, dict]) -> None:
         """Load ``obj_proj`` / ``bkg_decoder`` weights.
@@ -270,7 +270,7 @@ class DINOiserHead(BaseDecodeHead):
                         f'CLIP-DINOiser head checkpoint {checkpoint!r} not found; the released '
                         'one is checkpoints/last.pt of https://github.com/wysoczanska/'
                         'clip_dinoiser (7 MB)')
-                checkpoint = load_torch_file(osp.expanduser(checkpoint))
+                checkpoint = load_torch_file(checkpoint)
         found = dinoiser_head_state_dict(checkpoint)
         own = {k: v for k, v in self.state_dict().items() if k in _HEAD_KEYS}
         missing = sorted(set(own) - set(found))
